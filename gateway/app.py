@@ -1,0 +1,133 @@
+"""create_app: the one composition root.
+
+Routes, middleware, exception rendering and the lifespan that builds every pooled
+resource (HTTP clients, shield store, metrics) live here and only here; handlers receive
+them through the lifespan state (``request.state.res``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway import __version__
+from gateway.config import Settings
+from gateway.errors import GatewayError, error_response
+from gateway.health import DrainState, healthz, readyz
+from gateway.metrics import CONTENT_TYPE, Metrics
+from gateway.middleware import RequestMiddleware
+from gateway.rtb.endpoints import confirm_reservation, create_reservation
+from gateway.shield.base import PassThroughShield, Shield
+from gateway.state import Resources
+from gateway.upstream.rtb import RtbClient
+
+log = logging.getLogger("gateway")
+
+ShieldFactory = Callable[[Settings, Metrics], Shield]
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    res: Resources = request.state.res
+    return Response(res.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def rtb_routes() -> list[BaseRoute]:
+    return [
+        Route("/rtbs.json", create_reservation, methods=["POST"]),
+        Route("/rtbs/{uuid}.json", confirm_reservation, methods=["PUT", "PATCH"]),
+    ]
+
+
+def ops_routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+
+
+def default_shield(settings: Settings, metrics: Metrics) -> Shield:
+    return PassThroughShield()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    drain: DrainState | None = None,
+    shield_factory: ShieldFactory | None = None,
+) -> Starlette:
+    """Build the gateway. ``drain`` is shared with the server's SIGTERM handler."""
+    metrics = Metrics()
+    drain = drain or DrainState()
+    make_shield = shield_factory or default_shield
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        rtb = RtbClient(
+            settings.rtb_upstream_url,
+            max_connections=settings.rtb_max_connections,
+            observe=metrics.observe_upstream("rtb"),
+            user_agent=f"rtb-gateway/{__version__}",
+        )
+        shield = make_shield(settings, metrics)
+        await rtb.start()
+        await shield.start()
+        res = Resources(settings=settings, metrics=metrics, drain=drain, rtb=rtb, shield=shield)
+        app.state.res = res
+        drain.ready = True
+        log.info("started", extra={"version": __version__})
+        try:
+            yield {"res": res}
+        finally:
+            drain.ready = False
+            await shield.close()
+            await rtb.close()
+            log.info("stopped")
+
+    routes = [*rtb_routes(), *ops_routes()]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            GatewayError: _gateway_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+    )
+    app.state.drain = drain
+    app.state.metrics = metrics
+    route_names = {r.endpoint: r.path for r in routes if isinstance(r, Route)}
+    app.add_middleware(RequestMiddleware, metrics=metrics, route_names=route_names)
+    return app
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return exc.response()
+
+
+_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_ERRORS.get(exc.status_code, "http_error")
+    message = "no such route" if exc.status_code == 404 else str(exc.detail)
+    if exc.status_code == 405:
+        message = f"{request.method} is not allowed here"
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.error(
+        "unhandled error", exc_info=exc, extra={"request_id": request.scope.get("request_id")}
+    )
+    return error_response(500, "internal_error", "the gateway failed; see its logs")

@@ -1,0 +1,246 @@
+"""Settings: read from ``GATEWAY_*`` once at start-up, frozen afterwards.
+
+Everything the gateway can be told lives in :class:`Settings`. It is parsed in one
+place (:meth:`Settings.from_env`) so that a bad value is reported by the name of the
+environment variable an operator actually typed, and so that no other module reads
+``os.environ``. Secrets are wrapped in :class:`Secret`, whose ``repr``/``str`` never
+show the value, so a settings object can be logged or printed safely.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+import msgspec
+
+PREFIX = "GATEWAY_"
+
+DEFAULT_RTB_UPSTREAM_URL = "https://rtb.retreaver.com"
+DEFAULT_CORE_API_URL = "https://api.retreaver.com"
+DEFAULT_CORE_API_V2_URL = "https://canary.retreaver.com"
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; ``variable`` is the environment variable to fix."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+        self.message = message
+
+
+class Secret:
+    """A string that never prints itself (logs, reprs, tracebacks, check-config)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def mask_url(url: str) -> str:
+    """Hide the password (and a bare token-as-username) of a URL, keep the rest readable."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if parts.password is None and not (parts.username and "@" in parts.netloc):
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    userinfo = f"{user}:***" if parts.password is not None else "***"
+    masked = SplitResult(parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, "")
+    return urlunsplit(masked)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """The effective configuration. Defaults are the contract's (CONTRACT.md §2)."""
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    sandbox: bool = False
+
+    rtb_upstream_url: str = DEFAULT_RTB_UPSTREAM_URL
+    core_api_url: str = DEFAULT_CORE_API_URL
+    core_api_v2_url: str = DEFAULT_CORE_API_V2_URL
+    redis_url: Secret | None = None
+
+    rtb_timeout_ms: int = 3000
+    rtb_max_connections: int = 512
+
+    shield_scope: str = "key"
+    shield_max_ttl_s: int = 3600
+    shield_near_cache_size: int = 100_000
+    shield_memory_max_entries: int = 1_000_000
+    redis_timeout_ms: int = 50
+
+    max_body_bytes: int = 65536
+
+    core_api_max_concurrency: int = 4
+    core_api_timeout_ms: int = 10_000
+    core_api_allow_writes: bool = False
+    lookup_cache_ttl_s: float = 5.0
+    core_api_max_retry_wait_s: float = 5.0
+    trust_forwarded_headers: bool = False
+
+    drain_delay_s: float = 5.0
+    log_format: str = "json"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Parse ``GATEWAY_*`` variables; ``overrides`` (CLI flags) win over them."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, field_type, default in _fields():
+            var = PREFIX + name.upper()
+            if name in overrides and overrides[name] is not None:
+                values[name] = overrides[name]
+                continue
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                values[name] = default
+                continue
+            values[name] = _coerce(var, raw.strip(), field_type)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject values that would make the gateway misbehave, naming the variable."""
+        for name in ("rtb_upstream_url", "core_api_url", "core_api_v2_url"):
+            _check_http_url(PREFIX + name.upper(), getattr(self, name))
+        if self.redis_url is not None:
+            scheme = urlsplit(self.redis_url.reveal()).scheme
+            if scheme not in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+                raise ConfigError(
+                    "GATEWAY_REDIS_URL",
+                    "must start with redis://, rediss://, unix:// or redis+cluster://",
+                )
+        _positive("GATEWAY_PORT", self.port, upper=65535, allow_zero=True)
+        _positive("GATEWAY_WORKERS", self.workers, upper=64)
+        _positive("GATEWAY_RTB_TIMEOUT_MS", self.rtb_timeout_ms, upper=120_000)
+        _positive("GATEWAY_RTB_MAX_CONNECTIONS", self.rtb_max_connections, upper=100_000)
+        _positive("GATEWAY_SHIELD_MAX_TTL_S", self.shield_max_ttl_s, upper=7 * 86400)
+        _positive("GATEWAY_SHIELD_NEAR_CACHE_SIZE", self.shield_near_cache_size, allow_zero=True)
+        _positive("GATEWAY_SHIELD_MEMORY_MAX_ENTRIES", self.shield_memory_max_entries)
+        _positive("GATEWAY_REDIS_TIMEOUT_MS", self.redis_timeout_ms, upper=10_000)
+        _positive("GATEWAY_MAX_BODY_BYTES", self.max_body_bytes, upper=64 * 1024 * 1024)
+        _positive("GATEWAY_CORE_API_MAX_CONCURRENCY", self.core_api_max_concurrency, upper=1000)
+        _positive("GATEWAY_CORE_API_TIMEOUT_MS", self.core_api_timeout_ms, upper=300_000)
+        _positive("GATEWAY_LOOKUP_CACHE_TTL_S", self.lookup_cache_ttl_s, allow_zero=True)
+        _positive(
+            "GATEWAY_CORE_API_MAX_RETRY_WAIT_S", self.core_api_max_retry_wait_s, allow_zero=True
+        )
+        _positive("GATEWAY_DRAIN_DELAY_S", self.drain_delay_s, allow_zero=True, upper=3600)
+        if self.shield_scope not in ("key", "publisher"):
+            raise ConfigError("GATEWAY_SHIELD_SCOPE", "must be 'key' or 'publisher'")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError("GATEWAY_LOG_FORMAT", "must be 'json' or 'text'")
+        if self.log_level not in ("debug", "info", "warning", "error", "critical"):
+            raise ConfigError(
+                "GATEWAY_LOG_LEVEL", "must be one of debug, info, warning, error, critical"
+            )
+
+    @property
+    def rtb_timeout_s(self) -> float:
+        return self.rtb_timeout_ms / 1000
+
+    @property
+    def redis_timeout_s(self) -> float:
+        return self.redis_timeout_ms / 1000
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data with every secret masked (for check-config and logs)."""
+        out: dict[str, Any] = {}
+        for name, _, _ in _fields():
+            value = getattr(self, name)
+            if isinstance(value, Secret):
+                value = mask_url(value.reveal())
+            elif isinstance(value, str) and "://" in value:
+                value = mask_url(value)
+            out[PREFIX + name.upper()] = value
+        return out
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _fields() -> list[tuple[str, Any, Any]]:
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return [(f.name, f.type, f.default) for f in info.fields]
+
+
+def _coerce(var: str, raw: str, field_type: msgspec.inspect.Type) -> Any:
+    inner = field_type
+    if isinstance(inner, msgspec.inspect.UnionType):
+        inner = next(t for t in inner.types if not isinstance(t, msgspec.inspect.NoneType))
+    if isinstance(inner, msgspec.inspect.BoolType):
+        low = raw.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(var, f"expected true or false, got {raw!r}")
+    if isinstance(inner, msgspec.inspect.IntType):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(var, f"expected a whole number, got {raw!r}") from None
+    if isinstance(inner, msgspec.inspect.FloatType):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(var, f"expected a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(var, f"expected a finite number, got {raw!r}")
+        return value
+    if isinstance(inner, msgspec.inspect.CustomType) and inner.cls is Secret:
+        return Secret(raw)
+    return raw
+
+
+def _positive(
+    var: str, value: float, *, upper: float | None = None, allow_zero: bool = False
+) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(var, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+    if upper is not None and value > upper:
+        raise ConfigError(var, f"must be at most {upper}, got {value}")
+
+
+def _check_http_url(var: str, url: str) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(var, "is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(var, "must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ConfigError(var, "must not carry a query string or fragment")

@@ -1,0 +1,1 @@
+"""The publisher-facing RTB routes: parsing, validation and forwarding of pings."""

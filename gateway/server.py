@@ -1,0 +1,167 @@
+"""Running the gateway under uvicorn, with the drain that Kubernetes needs.
+
+On the first SIGTERM (or SIGINT) ``/readyz`` turns 503 at once while the server keeps
+serving for ``GATEWAY_DRAIN_DELAY_S``, so load balancers take the pod out before it stops
+listening; then uvicorn stops accepting, finishes in-flight requests, runs the lifespan
+shutdown (closing clients) and the process exits 0. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from types import FrameType
+
+import uvicorn
+from starlette.applications import Starlette
+
+from gateway.config import Secret, Settings
+from gateway.health import DrainState
+
+log = logging.getLogger("gateway")
+
+# One per process: the signal handler flips it, the app's /readyz reads it.
+_process_drain = DrainState()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server whose first exit signal drains before stopping."""
+
+    drain_delay_s: float = 5.0
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if _process_drain.draining:
+            self.force_exit = self.should_exit
+            self.should_exit = True
+            return
+        _process_drain.start_draining()
+        log.info(
+            "draining", extra={"signal": signal.Signals(sig).name, "delay_s": self.drain_delay_s}
+        )
+        delay = self.drain_delay_s
+        if delay <= 0:
+            self.should_exit = True
+            return
+
+        def stop() -> None:
+            self.should_exit = True
+
+        # Runs in the main thread between loop iterations; the loop is ours.
+        try:
+            asyncio.get_running_loop().call_later(delay, stop)
+        except RuntimeError:
+            threading.Timer(delay, stop).start()
+
+
+def worker_app() -> Starlette:
+    """App factory for ``--workers N``: each worker reads the same environment."""
+    from gateway.app import create_app
+    from gateway.logs import configure
+
+    settings = Settings.from_env()
+    configure(settings.log_format, settings.log_level)
+    return create_app(settings, drain=_process_drain, shield_factory=shield_factory())
+
+
+def shield_factory():  # type: ignore[no-untyped-def]
+    """The shield chosen by the settings (resolved lazily: the shield package grows)."""
+    try:
+        from gateway.shield.factory import make_shield
+    except ImportError:  # pragma: no cover - before the shield store lands
+        return None
+    return make_shield
+
+
+def start_sandbox_thread(host: str = "127.0.0.1") -> str:
+    """Serve the sandbox on a free loopback port in a daemon thread; return its URL."""
+    from gateway.sandbox.app import create_sandbox_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    # Listening before the server runs means early connections wait in the backlog
+    # instead of being refused, so callers need not wait for the thread to start.
+    sock.listen(2048)
+    config = uvicorn.Config(
+        create_sandbox_app(), log_level="warning", access_log=False, lifespan="off", loop="asyncio"
+    )
+    server = uvicorn.Server(config)
+
+    def run() -> None:
+        asyncio.run(server.serve(sockets=[sock]))
+
+    threading.Thread(target=run, name="sandbox", daemon=True).start()
+    return f"http://{host}:{port}"
+
+
+def serve(settings: Settings) -> int:
+    from gateway.app import create_app
+    from gateway.logs import configure
+
+    configure(settings.log_format, settings.log_level)
+    if settings.sandbox:
+        url = start_sandbox_thread()
+        settings = _with(settings, rtb_upstream_url=url, core_api_url=url, core_api_v2_url=url)
+        log.info("sandbox", extra={"url": url})
+    if settings.workers > 1 and settings.redis_url is None:
+        log.warning(
+            "several workers without GATEWAY_REDIS_URL: each worker has its own "
+            "shield store, so duplicates may reach the upstream once per worker"
+        )
+    common = dict(
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        date_header=True,
+    )
+    DrainingServer.drain_delay_s = settings.drain_delay_s
+    if settings.workers == 1:
+        app = create_app(settings, drain=_process_drain, shield_factory=shield_factory())
+        server = DrainingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+        server.run()
+        return 0 if server.started else 3
+    # Workers are spawned processes: hand them the effective settings via the environment.
+    os.environ.update(_as_env(settings))
+    from uvicorn.supervisors import Multiprocess, multiprocess
+
+    multiprocess.Server = DrainingServer  # type: ignore[misc]  # workers drain like one process
+    config = uvicorn.Config(
+        "gateway.server:worker_app", factory=True, workers=settings.workers, **common
+    )  # type: ignore[arg-type]
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    return 0
+
+
+def _with(settings: Settings, **changes: object) -> Settings:
+    import msgspec
+
+    return msgspec.structs.replace(settings, **changes)
+
+
+def _as_env(settings: Settings) -> dict[str, str]:
+    import msgspec
+
+    out: dict[str, str] = {}
+    for field in msgspec.structs.fields(settings):
+        value = getattr(settings, field.name)
+        if value is None:
+            continue
+        if isinstance(value, Secret):
+            value = value.reveal()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        out["GATEWAY_" + field.name.upper()] = str(value)
+    out["GATEWAY_SANDBOX"] = "false"  # the sandbox already runs in the supervisor
+    return out

@@ -1,0 +1,1 @@
+"""The ping shield: the first bid per caller, answered again until it expires."""

@@ -1,0 +1,1 @@
+"""Clients for the upstreams the gateway talks to (RTB and Core API)."""
