@@ -55,6 +55,7 @@ def ops_routes() -> list[BaseRoute]:
 
 
 def default_shield(settings: Settings, metrics: Metrics) -> Shield:
+    """The shield the settings ask for (in-process, or Redis when GATEWAY_REDIS_URL is set)."""
     return PassThroughShield()
 
 

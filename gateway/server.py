@@ -64,16 +64,7 @@ def worker_app() -> Starlette:
 
     settings = Settings.from_env()
     configure(settings.log_format, settings.log_level)
-    return create_app(settings, drain=_process_drain, shield_factory=shield_factory())
-
-
-def shield_factory():  # type: ignore[no-untyped-def]
-    """The shield chosen by the settings (resolved lazily: the shield package grows)."""
-    try:
-        from gateway.shield.factory import make_shield
-    except ImportError:  # pragma: no cover - before the shield store lands
-        return None
-    return make_shield
+    return create_app(settings, drain=_process_drain)
 
 
 def start_sandbox_thread(host: str = "127.0.0.1") -> str:
@@ -128,7 +119,7 @@ def serve(settings: Settings) -> int:
     )
     DrainingServer.drain_delay_s = settings.drain_delay_s
     if settings.workers == 1:
-        app = create_app(settings, drain=_process_drain, shield_factory=shield_factory())
+        app = create_app(settings, drain=_process_drain)
         server = DrainingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
         server.run()
         return 0 if server.started else 3

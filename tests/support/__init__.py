@@ -1,0 +1,1 @@
+"""Real servers for tests: redis-server processes, in-loop uvicorn apps, gateway processes."""
