@@ -44,8 +44,14 @@ class SandboxState:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
         self.received: deque[dict[str, Any]] = deque(maxlen=10_000)
+        # Set whenever a request is recorded, so tests wait on an event, not a sleep.
+        self.arrived = asyncio.Event()
         self.reservations: dict[str, dict[str, Any]] = {}
         self.counter = 0
+
+    def record(self, entry: dict[str, Any]) -> None:
+        self.received.append(entry)
+        self.arrived.set()
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -95,7 +101,7 @@ async def _steer(fields: dict[str, Any], config: dict[str, Any]) -> Response | N
 async def create_rtb(request: Request) -> Response:
     state = _state(request)
     fields = await _fields(request)
-    state.received.append(
+    state.record(
         {
             "method": "POST",
             "path": "/rtbs.json",
@@ -147,7 +153,7 @@ async def confirm_rtb(request: Request) -> Response:
     state = _state(request)
     fields = await _fields(request)
     rid = request.path_params["uuid"]
-    state.received.append(
+    state.record(
         {"method": request.method, "path": f"/rtbs/{rid}.json", "fields": fields, "at": time.time()}
     )
     steered = await _steer(fields, state.config)

@@ -1,0 +1,71 @@
+"""PUT|PATCH /rtbs/{uuid}.json: validated, forwarded, answered as the upstream answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RTB_KEY, MakeGateway
+
+PING = {"key": RTB_KEY, "publisher_id": "pub", "caller_number": "+18558485518"}
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_confirm_is_forwarded(
+    method: str,
+    make_gateway: MakeGateway,
+    sandbox: tuple[str, Any],
+    client: httpx.AsyncClient,
+) -> None:
+    url, app = sandbox
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        reserved = (await client.post(f"{gw}/rtbs.json", json=PING)).json()
+        resp = await client.request(
+            method, f"{gw}/rtbs/{reserved['uuid']}.json?key={RTB_KEY}&status=confirmed"
+        )
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["status"] == "confirmed"
+    assert body["uuid"] == reserved["uuid"]
+    assert body["sip_address"]
+    last = app.state.sandbox.received[-1]
+    assert last["method"] == method
+    assert last["fields"] == {"key": RTB_KEY, "status": "confirmed"}
+
+
+async def test_confirm_answers_no_target_when_caps_filled(
+    make_gateway: MakeGateway, sandbox_url: str, client: httpx.AsyncClient
+) -> None:
+    async with make_gateway(rtb_upstream_url=sandbox_url) as gw:
+        reserved = (
+            await client.post(
+                f"{gw}/rtbs.json", json={**PING, "sandbox_outcome": "confirm-no-target"}
+            )
+        ).json()
+        resp = await client.put(
+            f"{gw}/rtbs/{reserved['uuid']}.json",
+            json={"key": RTB_KEY, "status": "confirmed"},
+        )
+    assert resp.json() == {"uuid": reserved["uuid"], "status": "no-target"}
+
+
+async def test_invalid_confirmations_are_refused_and_not_forwarded(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, app = sandbox
+    good = "c6e4ce37-9b49-46af-bd8e-16cb7753499d"
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        bad_uuid = await client.put(f"{gw}/rtbs/not-a-uuid.json?key={RTB_KEY}&status=confirmed")
+        no_key = await client.put(f"{gw}/rtbs/{good}.json?status=confirmed")
+        bad_status = await client.put(f"{gw}/rtbs/{good}.json?key={RTB_KEY}&status=reserved")
+        unknown = await client.put(f"{gw}/rtbs/{good}.json?key={RTB_KEY}&status=confirmed")
+    assert bad_uuid.status_code == 422
+    assert set(bad_uuid.json()["fields"]) == {"uuid"}
+    assert no_key.status_code == 422
+    assert set(no_key.json()["fields"]) == {"key"}
+    assert bad_status.status_code == 422
+    assert set(bad_status.json()["fields"]) == {"status"}
+    assert unknown.status_code == 404  # the upstream's answer, passed through
+    assert [r["path"] for r in app.state.sandbox.received] == [f"/rtbs/{good}.json"]

@@ -1,0 +1,96 @@
+"""The upstream misbehaves: slow, failing, resetting, unreachable, answering garbage.
+
+Every case is over real sockets and checks the status, the JSON error body, and that
+the POST reached the upstream at most once (it is never retried).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import RTB_KEY, MakeGateway
+from tests.support.ports import free_port
+from tests.support.raw_upstream import raw_upstream
+
+PING = f"key={RTB_KEY}&publisher_id=pub&caller_number=%2B18558485518"
+
+
+async def test_slow_upstream_is_504_within_the_deadline(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, app = sandbox
+    async with make_gateway(rtb_upstream_url=url, rtb_timeout_ms=200) as gw:
+        resp = await client.post(f"{gw}/rtbs.json?{PING}&sandbox_delay_ms=5000")
+    assert resp.status_code == 504
+    assert resp.json()["error"] == "upstream_timeout"
+    assert len(app.state.sandbox.received) == 1
+
+
+async def test_upstream_error_status_and_body_pass_through(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        resp = await client.post(f"{gw}/rtbs.json?{PING}&sandbox_status=503")
+        no_target = await client.post(f"{gw}/rtbs.json?{PING}&sandbox_outcome=no-target")
+    assert resp.status_code == 503
+    assert resp.json() == {"error": "sandbox error 503"}
+    assert no_target.status_code == 200
+    assert no_target.json() == {"status": "no-target"}
+
+
+async def test_non_json_answer_passes_through_unchanged(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        resp = await client.post(f"{gw}/rtbs.json?{PING}&sandbox_outcome=garbage")
+    assert resp.status_code == 200
+    assert resp.content == b"<html>upstream proxy error</html>"
+    assert resp.headers["content-type"].startswith("text/html")
+
+
+async def test_connection_reset_is_502_and_not_retried(
+    make_gateway: MakeGateway, client: httpx.AsyncClient
+) -> None:
+    async with raw_upstream("reset") as (url, upstream), make_gateway(rtb_upstream_url=url) as gw:
+        resp = await client.post(f"{gw}/rtbs.json?{PING}")
+    assert resp.status_code == 502
+    assert resp.json()["error"] == "bad_gateway"
+    assert upstream.requests == 1
+
+
+async def test_connection_closed_without_answer_is_502_and_not_retried(
+    make_gateway: MakeGateway, client: httpx.AsyncClient
+) -> None:
+    async with raw_upstream("close") as (url, upstream), make_gateway(rtb_upstream_url=url) as gw:
+        resp = await client.post(f"{gw}/rtbs.json?{PING}")
+    assert resp.status_code == 502
+    assert upstream.requests == 1
+
+
+async def test_hanging_upstream_is_504(
+    make_gateway: MakeGateway, client: httpx.AsyncClient
+) -> None:
+    async with (
+        raw_upstream("hang") as (url, upstream),
+        make_gateway(rtb_upstream_url=url, rtb_timeout_ms=300) as gw,
+    ):
+        resp = await client.post(f"{gw}/rtbs.json?{PING}")
+    assert resp.status_code == 504
+    assert upstream.requests == 1
+
+
+async def test_unreachable_upstream_is_502(
+    make_gateway: MakeGateway, client: httpx.AsyncClient
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with make_gateway(rtb_upstream_url=dead) as gw:
+        resp = await client.post(f"{gw}/rtbs.json?{PING}")
+    assert resp.status_code == 502
+    body = resp.json()
+    assert body["error"] == "bad_gateway"
+    assert "127.0.0.1" not in body["message"]
+    assert RTB_KEY not in resp.text

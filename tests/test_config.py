@@ -1,0 +1,111 @@
+"""Settings from GATEWAY_*, and `gateway check-config` as an operator runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import msgspec
+import pytest
+
+from gateway.config import ConfigError, Secret, Settings, mask_url
+
+
+def test_defaults_are_the_contracts() -> None:
+    s = Settings.from_env({})
+    assert (s.host, s.port, s.workers) == ("0.0.0.0", 8080, 1)
+    assert s.rtb_upstream_url == "https://rtb.retreaver.com"
+    assert s.core_api_url == "https://api.retreaver.com"
+    assert s.core_api_v2_url == "https://canary.retreaver.com"
+    assert s.redis_url is None
+    assert s.rtb_timeout_ms == 3000
+    assert s.shield_scope == "key"
+    assert s.shield_max_ttl_s == 3600
+    assert s.max_body_bytes == 65536
+    assert s.core_api_max_concurrency == 4
+    assert s.drain_delay_s == 5
+    assert (s.log_format, s.log_level) == ("json", "info")
+
+
+def test_environment_and_overrides() -> None:
+    env = {
+        "GATEWAY_RTB_TIMEOUT_MS": "250",
+        "GATEWAY_PORT": "9000",
+        "GATEWAY_CORE_API_ALLOW_WRITES": "yes",
+        "GATEWAY_REDIS_URL": "redis://r:6379/0",
+    }
+    s = Settings.from_env(env, port=9100)
+    assert s.rtb_timeout_ms == 250
+    assert s.port == 9100
+    assert s.core_api_allow_writes is True
+    assert s.redis_url == Secret("redis://r:6379/0")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GATEWAY_RTB_TIMEOUT_MS", "soon"),
+        ("GATEWAY_RTB_TIMEOUT_MS", "0"),
+        ("GATEWAY_RTB_TIMEOUT_MS", "-5"),
+        ("GATEWAY_RTB_UPSTREAM_URL", "ftp://example.com"),
+        ("GATEWAY_RTB_UPSTREAM_URL", "https://example.com/?key=x"),
+        ("GATEWAY_REDIS_URL", "http://localhost:6379"),
+        ("GATEWAY_SHIELD_SCOPE", "caller"),
+        ("GATEWAY_MAX_BODY_BYTES", "12x"),
+        ("GATEWAY_CORE_API_ALLOW_WRITES", "maybe"),
+        ("GATEWAY_DRAIN_DELAY_S", "nan"),
+        ("GATEWAY_LOG_FORMAT", "xml"),
+    ],
+)
+def test_bad_values_name_their_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: value})
+    assert info.value.variable == variable
+
+
+def test_secrets_never_print() -> None:
+    s = Settings.from_env({"GATEWAY_REDIS_URL": "redis://user:hunter2@redis:6379/0"})
+    assert "hunter2" not in repr(s)
+    assert "hunter2" not in str(s.masked())
+    assert s.masked()["GATEWAY_REDIS_URL"] == "redis://user:***@redis:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
+        ("rediss://u:pw@h/0", "rediss://u:***@h/0"),
+        ("redis://tokenonly@h:6379", "redis://***@h:6379"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_config_prints_masked_settings() -> None:
+    result = _cli("check-config", env={"GATEWAY_REDIS_URL": "redis://:s3cr3t-pw@db:6379/0"})
+    assert result.returncode == 0, result.stderr
+    printed = msgspec.json.decode(result.stdout)
+    assert printed["GATEWAY_REDIS_URL"] == "redis://:***@db:6379/0"
+    assert printed["GATEWAY_RTB_TIMEOUT_MS"] == 3000
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
+
+
+def test_check_config_names_the_bad_variable() -> None:
+    result = _cli("check-config", env={"GATEWAY_RTB_TIMEOUT_MS": "fast"})
+    assert result.returncode != 0
+    assert "GATEWAY_RTB_TIMEOUT_MS" in result.stderr
