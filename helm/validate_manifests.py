@@ -52,10 +52,23 @@ def check_service_monitor(doc: dict[str, Any]) -> list[str]:
     if not isinstance(spec, dict):
         return [*errors, "spec must be an object"]
     allowed_spec = {
-        "jobLabel", "targetLabels", "podTargetLabels", "endpoints", "selector",
-        "namespaceSelector", "sampleLimit", "scrapeProtocols", "targetLimit", "labelLimit",
-        "labelNameLengthLimit", "labelValueLengthLimit", "keepDroppedTargets",
-        "attachMetadata", "scrapeClass", "bodySizeLimit", "selectorMechanism",
+        "jobLabel",
+        "targetLabels",
+        "podTargetLabels",
+        "endpoints",
+        "selector",
+        "namespaceSelector",
+        "sampleLimit",
+        "scrapeProtocols",
+        "targetLimit",
+        "labelLimit",
+        "labelNameLengthLimit",
+        "labelValueLengthLimit",
+        "keepDroppedTargets",
+        "attachMetadata",
+        "scrapeClass",
+        "bodySizeLimit",
+        "selectorMechanism",
     }
     errors += [f"unexpected spec field {k!r}" for k in spec if k not in allowed_spec]
     selector = spec.get("selector")
@@ -68,11 +81,28 @@ def check_service_monitor(doc: dict[str, Any]) -> list[str]:
         errors.append("spec.endpoints must be a non-empty list")
         return errors
     allowed_ep = {
-        "port", "targetPort", "path", "scheme", "params", "interval", "scrapeTimeout",
-        "tlsConfig", "bearerTokenFile", "bearerTokenSecret", "authorization", "honorLabels",
-        "honorTimestamps", "trackTimestampsStaleness", "basicAuth", "oauth2",
-        "metricRelabelings", "relabelings", "proxyUrl", "followRedirects",
-        "enableHttp2", "filterRunning",
+        "port",
+        "targetPort",
+        "path",
+        "scheme",
+        "params",
+        "interval",
+        "scrapeTimeout",
+        "tlsConfig",
+        "bearerTokenFile",
+        "bearerTokenSecret",
+        "authorization",
+        "honorLabels",
+        "honorTimestamps",
+        "trackTimestampsStaleness",
+        "basicAuth",
+        "oauth2",
+        "metricRelabelings",
+        "relabelings",
+        "proxyUrl",
+        "followRedirects",
+        "enableHttp2",
+        "filterRunning",
     }
     for i, ep in enumerate(endpoints):
         if not isinstance(ep, dict):
@@ -128,7 +158,11 @@ def check_object(doc: dict[str, Any]) -> list[str]:
     for where, labels in label_sets:
         for key, value in labels.items():
             prefix, _, base = key.rpartition("/")
-            if (prefix and not DNS_SUBDOMAIN.match(prefix)) or len(base) > 63 or not LABEL_NAME.match(base):
+            if (
+                (prefix and not DNS_SUBDOMAIN.match(prefix))
+                or len(base) > 63
+                or not LABEL_NAME.match(base)
+            ):
                 errors.append(f"{where}: invalid label key {key!r}")
             if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
                 errors.append(f"{where}: invalid value {value!r} for label {key!r}")
@@ -170,9 +204,12 @@ def check_references(docs: list[dict[str, Any]]) -> list[str]:
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
     seen = Counter(
-        (d["kind"], (d.get("metadata") or {}).get("namespace", ""), d["metadata"]["name"]) for d in docs
+        (d["kind"], (d.get("metadata") or {}).get("namespace", ""), d["metadata"]["name"])
+        for d in docs
     )
-    errors += [f"duplicate object {k}/{n} in namespace {ns!r}" for (k, ns, n), c in seen.items() if c > 1]
+    errors += [
+        f"duplicate object {k}/{n} in namespace {ns!r}" for (k, ns, n), c in seen.items() if c > 1
+    ]
 
     workloads = [d for d in docs if d["kind"] == "Deployment"]
     services = by_kind.get("Service", [])
@@ -181,17 +218,24 @@ def check_references(docs: list[dict[str, Any]]) -> list[str]:
     }
     for h in by_kind.get("HorizontalPodAutoscaler", []):
         ref = h["spec"]["scaleTargetRef"]
-        if not any(w["metadata"]["name"] == ref["name"] and w["kind"] == ref["kind"] for w in workloads):
-            errors.append(f"HPA {h['metadata']['name']}: target {ref['kind']}/{ref['name']} is not rendered")
+        if not any(
+            w["metadata"]["name"] == ref["name"] and w["kind"] == ref["kind"] for w in workloads
+        ):
+            errors.append(
+                f"HPA {h['metadata']['name']}: target {ref['kind']}/{ref['name']} is not rendered"
+            )
     for w in workloads:
         if w["metadata"]["name"] in hpa_targets and "replicas" in w["spec"]:
-            errors.append(f"Deployment {w['metadata']['name']}: sets replicas although an HPA manages it")
+            errors.append(
+                f"Deployment {w['metadata']['name']}: sets replicas although an HPA manages it"
+            )
     for s in services:
         sel = s["spec"].get("selector") or {}
         hits = [w for w in workloads if matches(sel, pod_labels(w))]
         if len(hits) != 1:
             errors.append(
-                f"Service {s['metadata']['name']}: selector {sel} matches {len(hits)} workloads, expected 1"
+                f"Service {s['metadata']['name']}: selector {sel} matches "
+                f"{len(hits)} workloads, expected 1"
             )
             continue
         container_ports = {
@@ -201,7 +245,10 @@ def check_references(docs: list[dict[str, Any]]) -> list[str]:
         }
         for p in s["spec"].get("ports", []):
             if isinstance(p.get("targetPort"), str) and p["targetPort"] not in container_ports:
-                errors.append(f"Service {s['metadata']['name']}: targetPort {p['targetPort']!r} is not a container port")
+                errors.append(
+                    f"Service {s['metadata']['name']}: targetPort {p['targetPort']!r} "
+                    "is not a container port"
+                )
     for p in by_kind.get("PodDisruptionBudget", []):
         sel = p["spec"]["selector"].get("matchLabels") or {}
         if len([w for w in workloads if matches(sel, pod_labels(w))]) != 1:
@@ -218,29 +265,49 @@ def check_references(docs: list[dict[str, Any]]) -> list[str]:
             for path in rule.get("http", {}).get("paths", []):
                 svc = path["backend"]["service"]
                 if svc["name"] not in service_ports:
-                    errors.append(f"Ingress {i['metadata']['name']}: backend Service {svc['name']} is not rendered")
+                    errors.append(
+                        f"Ingress {i['metadata']['name']}: "
+                        f"backend Service {svc['name']} is not rendered"
+                    )
                 elif svc["port"].get("number") not in service_ports[svc["name"]]:
-                    errors.append(f"Ingress {i['metadata']['name']}: backend port {svc['port']} not on Service {svc['name']}")
+                    errors.append(
+                        f"Ingress {i['metadata']['name']}: "
+                        f"backend port {svc['port']} not on Service {svc['name']}"
+                    )
     for m in by_kind.get("ServiceMonitor", []):
         sel = m["spec"]["selector"].get("matchLabels") or {}
         hits = [s for s in services if matches(sel, s["metadata"].get("labels") or {})]
         if len(hits) != 1:
-            errors.append(f"ServiceMonitor {m['metadata']['name']}: selector matches {len(hits)} Services, expected 1")
+            errors.append(
+                f"ServiceMonitor {m['metadata']['name']}: selector matches "
+                f"{len(hits)} Services, expected 1"
+            )
             continue
         names = {p.get("name") for p in hits[0]["spec"].get("ports", [])}
         for ep in m["spec"]["endpoints"]:
             if ep.get("port") and ep["port"] not in names:
-                errors.append(f"ServiceMonitor {m['metadata']['name']}: port {ep['port']!r} not on Service")
+                errors.append(
+                    f"ServiceMonitor {m['metadata']['name']}: port {ep['port']!r} not on Service"
+                )
     return errors
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kube-version", action="append", required=True,
-                        help="Kubernetes version to validate against (repeatable); 'latest' for the newest known")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--kube-version",
+        action="append",
+        required=True,
+        help="Kubernetes version to validate against (repeatable); 'latest' for the newest known",
+    )
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
-    versions = [kubernetes_validate.utils.latest_version() if v == "latest" else v for v in args.kube_version]
+    versions = [
+        kubernetes_validate.utils.latest_version() if v == "latest" else v
+        for v in args.kube_version
+    ]
 
     failed = False
     for path in args.files:
@@ -255,7 +322,9 @@ def main() -> int:
         for d in docs:
             if not isinstance(d, dict) or not {"apiVersion", "kind", "metadata"} <= set(d):
                 problems.append(f"document without apiVersion/kind/metadata: {str(d)[:80]}")
-        docs = [d for d in docs if isinstance(d, dict) and {"apiVersion", "kind", "metadata"} <= set(d)]
+        docs = [
+            d for d in docs if isinstance(d, dict) and {"apiVersion", "kind", "metadata"} <= set(d)
+        ]
         if not docs:
             problems.append("no Kubernetes objects rendered")
         for d in docs:
@@ -270,8 +339,8 @@ def main() -> int:
                             problems += [f"{ident}: {e}" for e in check_service_monitor(d)]
                     else:
                         problems.append(
-                            f"{ident}: no schema for {d['apiVersion']} {d['kind']} in Kubernetes {version} "
-                            "(unknown kind, and not allow-listed)"
+                            f"{ident}: no schema for {d['apiVersion']} {d['kind']} "
+                            f"in Kubernetes {version} (unknown kind, and not allow-listed)"
                         )
                 except ValidationError as exc:
                     where = "/".join(str(p) for p in exc.path) or "(root)"
@@ -285,7 +354,10 @@ def main() -> int:
             for p in dict.fromkeys(problems):
                 print(f"  - {p}")
         else:
-            print(f"  ok  {path}: {len(docs)} objects valid for Kubernetes {', '.join(versions)} ({summary})")
+            print(
+                f"  ok  {path}: {len(docs)} objects valid for Kubernetes "
+                f"{', '.join(versions)} ({summary})"
+            )
     return 1 if failed else 0
 
 
