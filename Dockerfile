@@ -3,8 +3,8 @@
 # rtb-gateway container image.
 #
 #   docker build -t rtb-gateway .
-#   docker run --rm -p 8080:8080 --read-only rtb-gateway            # real upstreams
-#   docker run --rm -p 8080:8080 --read-only rtb-gateway serve --sandbox
+#   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp rtb-gateway   # real upstreams
+#   docker run --rm -p 8080:8080 --read-only --tmpfs /tmp rtb-gateway serve --sandbox
 #   docker run --rm rtb-gateway check-config
 #
 # Build stage: uv installs the locked, non-dev dependencies and the project itself
