@@ -20,13 +20,17 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
 from gateway.config import Settings
+from gateway.core_api.endpoints import core_api_routes
+from gateway.core_api.lookups import start_lookups
 from gateway.errors import GatewayError, error_response
 from gateway.health import DrainState, healthz, readyz
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.middleware import RequestMiddleware
+from gateway.openapi import openapi_endpoint
 from gateway.rtb.endpoints import confirm_reservation, create_reservation
 from gateway.shield.base import PassThroughShield, Shield
 from gateway.state import Resources
+from gateway.stats import stats_endpoint
 from gateway.upstream.rtb import RtbClient
 
 log = logging.getLogger("gateway")
@@ -51,6 +55,8 @@ def ops_routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/stats", stats_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
     ]
 
 
@@ -64,9 +70,11 @@ def create_app(
     *,
     drain: DrainState | None = None,
     shield_factory: ShieldFactory | None = None,
+    metrics_dir: str | None = None,
 ) -> Starlette:
-    """Build the gateway. ``drain`` is shared with the server's SIGTERM handler."""
-    metrics = Metrics()
+    """Build the gateway. ``drain`` is shared with the server's SIGTERM handler;
+    ``metrics_dir`` is the multiprocess metrics directory when running several workers."""
+    metrics = Metrics(multiprocess_dir=metrics_dir)
     drain = drain or DrainState()
     make_shield = shield_factory or default_shield
 
@@ -81,7 +89,12 @@ def create_app(
         shield = make_shield(settings, metrics)
         await rtb.start()
         await shield.start()
-        res = Resources(settings=settings, metrics=metrics, drain=drain, rtb=rtb, shield=shield)
+        lookups = await start_lookups(settings, metrics)
+        metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
+        await metrics.start()
+        res = Resources(
+            settings=settings, metrics=metrics, drain=drain, rtb=rtb, shield=shield, lookups=lookups
+        )
         app.state.res = res
         drain.ready = True
         log.info("started", extra={"version": __version__})
@@ -90,10 +103,13 @@ def create_app(
         finally:
             drain.ready = False
             await shield.close()
+            await lookups.close()
             await rtb.close()
+            await metrics.close()
             log.info("stopped")
 
-    routes = [*rtb_routes(), *ops_routes()]
+    # Core API routes last: the RTB and ops routes always win a match.
+    routes = [*rtb_routes(), *ops_routes(), *core_api_routes()]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -103,10 +119,11 @@ def create_app(
             Exception: _unexpected_error,
         },
     )
+    # A gateway answers 404, never a redirect built from the client's Host header.
+    app.router.redirect_slashes = False
     app.state.drain = drain
     app.state.metrics = metrics
-    route_names = {r.endpoint: r.path for r in routes if isinstance(r, Route)}
-    app.add_middleware(RequestMiddleware, metrics=metrics, route_names=route_names)
+    app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
     return app
 
 

@@ -1,15 +1,41 @@
 """Every metric the gateway exports, on one registry owned by the app.
 
 Label values are bounded enums only: ``route`` is a route template from the app's own
-table (or ``unmatched``), ``status`` a status code, ``result``/``outcome`` fixed words.
-Nothing here ever takes a caller, key, publisher or raw path. Buckets start at 0.5 ms so
-a low-millisecond p99 can be resolved, and each SLO has a bucket edge exactly on it.
+table (or ``unmatched``), ``status`` a status code, ``result``/``outcome``/``command``
+fixed words chosen in code. Nothing here ever takes a caller, key, publisher or raw path.
+Buckets start at 0.5 ms so a low-millisecond p99 can be resolved, and each SLO has a
+bucket edge exactly on it.
+
+With ``--workers N`` each worker is its own process, so the server runs
+prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set up by
+``server.py``): every worker writes its values to memory-mapped files there and whichever
+worker answers ``/metrics`` adds them all up. Gauges sum over live workers only
+(``livesum``); the supervisor drops a dead worker's gauges. Values sampled from objects
+(pool occupancy, shield store size) are read at scrape time in a single process, and
+pushed once a second by each worker in multiprocess mode (see :meth:`Metrics.refresh`).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client import values as _prom_values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from gateway import __version__
+from gateway.stats import RollingStats, current_request
 
 # Seconds. Edges at 2 ms (gateway-added p99 SLO), 25/50 ms (hit/forward p99 SLOs),
 # 3 s (the default RTB deadline).
@@ -38,15 +64,41 @@ LATENCY_BUCKETS = (
 
 SHIELD_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
 UPSTREAMS = ("rtb", "core_api")
+UPSTREAM_OUTCOMES = ("ok", "5xx", "timeout", "error")
+LOOKUP_CACHE_RESULTS = ("hit", "miss", "coalesced")
+REDIS_OUTCOMES = ("ok", "timeout", "error")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+Observer = Callable[[str, float], None]
+
+
+def multiprocess_active() -> bool:
+    """Whether prometheus-client was imported with ``PROMETHEUS_MULTIPROC_DIR`` set."""
+    return _prom_values.ValueClass is not _prom_values.MutexValue
 
 
 class Metrics:
     """The app's metric objects; one instance per app, so test apps never collide."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        multiprocess_dir: str | None = None,
+        version: str = __version__,
+    ) -> None:
+        if multiprocess_dir is not None and not multiprocess_active():
+            raise RuntimeError(
+                "PROMETHEUS_MULTIPROC_DIR must be set before prometheus_client is imported"
+            )
+        # ``*_created`` series double the series count and no dashboard reads them.
+        disable_created_metrics()
+        self.multiprocess_dir = multiprocess_dir
+        self._pusher: asyncio.Task[None] | None = None
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.stats = RollingStats()
+        self._sampled: list[tuple[Gauge, Callable[[], float]]] = []
         r = self.registry
         self.http_requests = Counter(
             "gateway_http_requests_total",
@@ -61,12 +113,25 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.in_flight = Gauge(
+            "gateway_http_requests_in_flight",
+            "HTTP requests being served right now",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.upstream_duration = Histogram(
             "gateway_upstream_request_duration_seconds",
             "Time spent on one upstream request",
             ("upstream", "outcome"),
             buckets=LATENCY_BUCKETS,
             registry=r,
+        )
+        self.upstream_connections = Gauge(
+            "gateway_upstream_connections_in_use",
+            "Connections currently lent out by an upstream client's pool",
+            ("upstream",),
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.shield_lookups = Counter(
             "gateway_shield_lookups_total",
@@ -76,18 +141,117 @@ class Metrics:
         )
         for result in SHIELD_RESULTS:
             self.shield_lookups.labels(result)
+        self.shield_store_entries = Gauge(
+            "gateway_shield_store_entries",
+            "Answers held by the in-process shield store (or near-cache)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.redis_duration = Histogram(
+            "gateway_redis_command_duration_seconds",
+            "Time spent on one Redis command or script, by outcome",
+            ("command", "outcome"),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lookup_cache = Counter(
+            "gateway_lookup_cache_lookups_total",
+            "Core API lookup cache lookups by result",
+            ("result",),
+            registry=r,
+        )
+        for result in LOOKUP_CACHE_RESULTS:
+            self.lookup_cache.labels(result)
+        self.build_info = Gauge(
+            "gateway_build_info",
+            "Always 1; the version label says which build is running",
+            ("version",),
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.build_info.labels(version).set(1)
 
-    def observe_upstream(self, upstream: str):  # type: ignore[no-untyped-def]
-        """A callback ``(outcome, seconds)`` for one upstream, children cached per outcome."""
-        children: dict[str, object] = {}
+    # -- callbacks for the code that does the work ---------------------------------------
+
+    def observe_upstream(self, upstream: str) -> Observer:
+        """A callback ``(outcome, seconds)`` for one upstream, children cached per outcome.
+
+        Besides the histogram it charges the time to the request in flight, so ``/stats``
+        can show upstream p99 per route.
+        """
+        children: dict[str, Any] = {}
 
         def observe(outcome: str, seconds: float) -> None:
             child = children.get(outcome)
             if child is None:
                 child = children[outcome] = self.upstream_duration.labels(upstream, outcome)
-            child.observe(seconds)  # type: ignore[attr-defined]
+            child.observe(seconds)
+            ctx = current_request.get()
+            if ctx is not None:
+                ctx.add_upstream(seconds)
 
         return observe
 
+    def observe_redis(self, command: str) -> Observer:
+        """A callback ``(outcome, seconds)`` for one Redis command name (a fixed word)."""
+        children: dict[str, Any] = {}
+
+        def observe(outcome: str, seconds: float) -> None:
+            child = children.get(outcome)
+            if child is None:
+                child = children[outcome] = self.redis_duration.labels(command, outcome)
+            child.observe(seconds)
+
+        return observe
+
+    def shield_result(self, result: str) -> None:
+        """Count one shield lookup (``hit``, ``miss``, ``coalesced``, ``error``, ``bypass``)."""
+        self.shield_lookups.labels(result).inc()
+
+    # -- values sampled from objects at scrape time --------------------------------------
+
+    def track(self, gauge: Gauge, read: Callable[[], float]) -> None:
+        """Set ``gauge`` from ``read()`` whenever metrics are scraped (or pushed)."""
+        self._sampled.append((gauge, read))
+
+    def track_upstream_pool(self, upstream: str, in_use: Callable[[], float]) -> None:
+        """Pool occupancy of an upstream client, e.g. ``RtbClient.connections_in_use``."""
+        self.track(self.upstream_connections.labels(upstream), in_use)  # type: ignore[arg-type]
+
+    def track_shield_store_size(self, size: Callable[[], float]) -> None:
+        """Entries held by the in-process shield store; or call ``shield_store_entries.set``."""
+        self.track(self.shield_store_entries, size)
+
+    def refresh(self) -> None:
+        """Read every tracked value now; a failing reader leaves its gauge as it was."""
+        for gauge, read in self._sampled:
+            try:
+                gauge.set(read())
+            except Exception:  # noqa: S112 - a broken reader must not break /metrics
+                continue
+
+    async def start(self, interval_s: float = 1.0) -> None:
+        """In multiprocess mode, push sampled values every ``interval_s`` (others can't read
+        this worker's objects at scrape time)."""
+        if self.multiprocess_dir is not None and self._sampled and self._pusher is None:
+            self._pusher = asyncio.create_task(self._push(interval_s), name="metrics-push")
+
+    async def close(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+            self._pusher = None
+
+    async def _push(self, interval_s: float) -> None:
+        while True:
+            self.refresh()
+            await asyncio.sleep(interval_s)
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        self.refresh()
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return generate_latest(merged)

@@ -1,0 +1,385 @@
+"""``GET /openapi.json``: the gateway's own routes, parameters and error bodies.
+
+Written out by hand from the contract rather than inferred from handlers, because the
+interesting part (fields that may come from the query *or* the body, the upstream's
+answer passed through unchanged, the gateway's own error shape) is not in any signature.
+The Core API lookups are generated from the allow-list table
+(``gateway.core_api.routes``), so the document cannot drift from what is served.
+
+Pass-through answers are described as ``default`` responses: whatever status and body the
+upstream sent. Every answer the gateway makes itself is an :data:`ERROR` object.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway import __version__
+
+_REF_ERROR = {"$ref": "#/components/schemas/Error"}
+
+ERROR: dict[str, Any] = {
+    "type": "object",
+    "description": "An answer made by the gateway itself (Core API convention).",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "machine-readable code"},
+        "message": {"type": "string"},
+        "fields": {
+            "type": "object",
+            "description": "offending field -> problem (validation errors only)",
+            "additionalProperties": {"type": "string"},
+        },
+    },
+}
+
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_RTB_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,128}$"}
+
+
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": _REF_ERROR}},
+    }
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_PASSED_THROUGH = {
+    "description": "the upstream's status and body, unchanged",
+    "content": {"application/json": {"schema": {}}},
+}
+_REQUEST_ID = {
+    "X-Request-ID": {"description": "echoed when sent, otherwise generated", "schema": {}}
+}
+
+_PING_FIELDS: dict[str, Any] = {
+    "key": {**_RTB_KEY, "description": "the campaign's RTB key (required)"},
+    "publisher_id": {"type": "string", "maxLength": 255, "description": "required, or source_id"},
+    "source_id": {"type": "string", "maxLength": 255, "description": "alias of publisher_id"},
+    "caller_number": {"type": "string", "description": "required; normalised to E.164"},
+    "inbound_number": {"type": "string", "description": "optional; normalised to E.164"},
+}
+
+_PING_BODY = {
+    "type": "object",
+    "description": "fields as in the query; any other member is a tag (scalar only, <= 100)",
+    "properties": _PING_FIELDS,
+    "additionalProperties": {
+        "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+    },
+}
+
+_CONFIRM_FIELDS: dict[str, Any] = {
+    "key": {**_RTB_KEY, "description": "the campaign's RTB key (required)"},
+    "status": {"type": "string", "enum": ["confirmed"]},
+}
+
+
+def _query(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "query", "required": False, "schema": schema}
+        for name, schema in fields.items()
+    ]
+
+
+def _body(properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": properties}
+    return {
+        "required": False,
+        "description": "fields may also come from the query string; the body wins",
+        "content": {
+            "application/json": {"schema": _PING_BODY if "caller_number" in properties else schema},
+            "application/x-www-form-urlencoded": {"schema": schema},
+        },
+    }
+
+
+_INPUT_ERRORS = {
+    "400": _error("malformed JSON, bad encoding or Content-Length"),
+    "413": _error("body larger than GATEWAY_MAX_BODY_BYTES"),
+    "415": _error("content type other than JSON or a form"),
+    "422": _error("invalid fields; 'fields' names each one"),
+}
+_UPSTREAM_ERRORS = {
+    "502": _error("the upstream was unreachable or broken"),
+    "504": _error("the upstream did not answer within the deadline"),
+}
+
+
+def _rtb_paths() -> dict[str, Any]:
+    reserve = {
+        "summary": "Publisher ping: forwarded to Retreaver RTB or answered by the ping shield",
+        "operationId": "createReservation",
+        "tags": ["rtb"],
+        "parameters": _query(_PING_FIELDS),
+        "requestBody": _body(_PING_FIELDS),
+        "responses": {
+            "200": {
+                **_json(
+                    "the upstream's answer; a shielded repeat adds retreaver_ping_shield: true",
+                    {"$ref": "#/components/schemas/Reservation"},
+                ),
+                "headers": {
+                    **_REQUEST_ID,
+                    "X-Shield": {
+                        "schema": {
+                            "type": "string",
+                            "enum": ["hit", "miss", "coalesced", "error", "bypass"],
+                        }
+                    },
+                },
+            },
+            **_INPUT_ERRORS,
+            "405": _error("only POST is allowed"),
+            "500": _error("the gateway failed; see its logs"),
+            **_UPSTREAM_ERRORS,
+            "default": _PASSED_THROUGH,
+        },
+    }
+    confirm = {
+        "summary": "Confirm a reservation (forwarded, never answered from the shield)",
+        "tags": ["rtb"],
+        "parameters": [
+            {
+                "name": "uuid",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": UUID_PATTERN},
+            },
+            *_query(_CONFIRM_FIELDS),
+        ],
+        "requestBody": _body(_CONFIRM_FIELDS),
+        "responses": {
+            "200": _json(
+                "the reservation, confirmed; or {uuid, status: no-target}",
+                {"$ref": "#/components/schemas/Reservation"},
+            ),
+            **_INPUT_ERRORS,
+            "405": _error("only PUT and PATCH are allowed"),
+            "500": _error("the gateway failed; see its logs"),
+            **_UPSTREAM_ERRORS,
+            "default": _PASSED_THROUGH,
+        },
+    }
+    return {
+        "/rtbs.json": {"post": reserve},
+        "/rtbs/{uuid}.json": {
+            "put": {**confirm, "operationId": "confirmReservationPut"},
+            "patch": {**confirm, "operationId": "confirmReservationPatch"},
+        },
+    }
+
+
+def _ops_paths() -> dict[str, Any]:
+    status = {"type": "object", "properties": {"status": {"type": "string"}}}
+    return {
+        "/healthz": {
+            "get": {
+                "summary": "Liveness: 200 while the process runs",
+                "operationId": "healthz",
+                "tags": ["operations"],
+                "responses": {"200": _json("alive", status)},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: 503 while starting or draining after SIGTERM",
+                "operationId": "readyz",
+                "tags": ["operations"],
+                "responses": {
+                    "200": _json("ready", status),
+                    "503": _error("starting (not_ready) or draining"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text format",
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/stats": {
+            "get": {
+                "summary": "Per-route rps, latency quantiles, error and shield ratios (10/60 s)",
+                "operationId": "stats",
+                "tags": ["operations"],
+                "responses": {
+                    "200": _json("rolling statistics", {"$ref": "#/components/schemas/Stats"})
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "tags": ["operations"],
+                "responses": {"200": _json("OpenAPI 3.0 document", {"type": "object"})},
+            }
+        },
+    }
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_MEDIA = {"json": "application/json", "xml": "application/xml"}
+
+
+def _core_paths(
+    read_routes: Iterable[Any], write_routes: Iterable[Any], params: dict[str, re.Pattern[str]]
+) -> dict[str, Any]:
+    """Core API lookups from the allow-list: each template, in each format it is served."""
+    paths: dict[str, Any] = {}
+    query = [
+        {
+            "name": "api_key",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "passed through to the Core API (part of the cache key)",
+        },
+        {"name": "company_id", "in": "query", "required": False, "schema": {"type": "string"}},
+    ]
+
+    def path_params(path: str) -> list[dict[str, Any]]:
+        out = []
+        for name in _PLACEHOLDER.findall(path):
+            schema: dict[str, Any] = {"type": "string"}
+            grammar = params.get(name)
+            if grammar is not None:
+                schema["pattern"] = f"^{grammar.pattern}$"
+            out.append({"name": name, "in": "path", "required": True, "schema": schema})
+        return out
+
+    for route in read_routes:
+        for path in route.paths():
+            fmt = path.rsplit(".", 1)[-1]
+            media = _MEDIA.get(fmt, "application/octet-stream")
+            op_id = "get_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+            paths.setdefault(path, {})["get"] = {
+                "summary": f"Core API lookup {path} (cached briefly, coalesced)",
+                "operationId": op_id,
+                "tags": ["core_api"],
+                "parameters": [*path_params(path), *query],
+                "responses": {
+                    "200": {
+                        "description": "the Core API's answer, byte for byte; Link URLs "
+                        "point at the gateway",
+                        "content": {media: {"schema": {}}},
+                    },
+                    "404": _error("no such route, or a path parameter has the wrong shape"),
+                    "429": _error(
+                        "the Core API is rate limiting; retry after Retry-After seconds",
+                        {"Retry-After": {"schema": {"type": "integer"}}},
+                    ),
+                    "500": _error("the gateway failed; see its logs"),
+                    **_UPSTREAM_ERRORS,
+                    "default": {
+                        "description": "the Core API's status and body, unchanged",
+                        "content": {media: {"schema": {}}},
+                    },
+                },
+            }
+    for route in write_routes:
+        for path in route.paths():
+            for method in route.methods:
+                operations = paths.setdefault(path, {})
+                if method.lower() in operations:
+                    continue
+                operations[method.lower()] = {
+                    "summary": f"Core API write {method} {path}: refused unless "
+                    "GATEWAY_CORE_API_ALLOW_WRITES=true",
+                    "operationId": f"{method.lower()}_"
+                    + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_"),
+                    "tags": ["core_api"],
+                    "parameters": [*path_params(path), *query],
+                    "responses": {
+                        "405": _error("writes are turned off"),
+                        "default": {"description": "the Core API's answer, unchanged"},
+                    },
+                }
+    return paths
+
+
+def _core_table() -> tuple[Iterable[Any], Iterable[Any], dict[str, re.Pattern[str]]]:
+    """The Core API allow-list, if this build has one (the hook for the lookups)."""
+    try:
+        from gateway.core_api import routes
+    except ImportError:
+        return (), (), {}
+    return (
+        getattr(routes, "READ_ROUTES", ()),
+        getattr(routes, "WRITE_ROUTES", ()),
+        getattr(routes, "PARAMS", {}),
+    )
+
+
+def build_spec() -> dict[str, Any]:
+    reads, writes, params = _core_table()
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "rtb-gateway",
+            "version": __version__,
+            "description": "A front door for Retreaver RTB pings and Core API lookups.",
+        },
+        "paths": {**_rtb_paths(), **_ops_paths(), **_core_paths(reads, writes, params)},
+        "components": {
+            "schemas": {
+                "Error": ERROR,
+                "Reservation": {
+                    "type": "object",
+                    "description": "Retreaver's RTB answer (uuid, status, inbound_number, ...)",
+                    "properties": {
+                        "uuid": {"type": "string"},
+                        "status": {"type": "string"},
+                        "inbound_number": {"type": "string"},
+                        "sip_address": {"type": "string"},
+                        "expires_at": {"type": "string"},
+                        "retreaver_ping_shield": {"type": "boolean"},
+                    },
+                    "additionalProperties": True,
+                },
+                "Stats": {
+                    "type": "object",
+                    "required": ["uptime_s", "windows"],
+                    "properties": {
+                        "uptime_s": {"type": "number"},
+                        "windows": {
+                            "type": "object",
+                            "description": "'10s' and '60s': route template -> summary",
+                            "additionalProperties": {"type": "object"},
+                        },
+                    },
+                },
+            }
+        },
+    }
+
+
+@functools.cache
+def encoded_spec() -> bytes:
+    return msgspec.json.encode(build_spec())
+
+
+async def openapi_endpoint(request: Request) -> Response:
+    return Response(encoded_spec(), media_type="application/json")
