@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.responses import Response
 
-from gateway.sandbox import rtb
+from gateway.sandbox import core_api, rtb
+from gateway.sandbox.core_api.render import EXCEPTION_HANDLERS
 from gateway.sandbox.rtb import SandboxState
 
 
@@ -14,9 +15,14 @@ async def _healthz(request: object) -> Response:
 
 
 def create_sandbox_app() -> Starlette:
+    from starlette.middleware import Middleware
     from starlette.routing import Route
 
-    routes = [*rtb.routes(), Route("/healthz", _healthz, methods=["GET"])]
-    app = Starlette(routes=routes)
-    app.state.sandbox = SandboxState()
+    state = SandboxState()
+    core = core_api.CoreApiState(received=state.core_received)
+    routes = [*rtb.routes(), Route("/healthz", _healthz, methods=["GET"]), *core_api.routes()]
+    guard = Middleware(core_api.CoreApiGuard, config=lambda: state.config, core=core)
+    app = Starlette(routes=routes, middleware=[guard], exception_handlers=EXCEPTION_HANDLERS)
+    app.state.sandbox = state
+    app.state.core_api = core
     return app

@@ -11,7 +11,8 @@ Pings are steered with tags, because tags are what the gateway forwards untouche
 ``sandbox_ttl_s=N``         reservation lifetime (default 60 s)
 
 The same knobs can be set for every request with ``POST /_sandbox/config`` (JSON object,
-e.g. ``{"delay_ms": 200}``); ``GET /_sandbox/requests`` lists what the sandbox received
+e.g. ``{"delay_ms": 200}``; the Core API's ``core_api_*`` knobs live there too, see
+sandbox/core_api/knobs.py); ``GET /_sandbox/requests`` lists what the sandbox received
 (newest last, at most 10,000) and ``DELETE /_sandbox/requests`` forgets them, so tests
 assert on exactly what reached the "upstream".
 """
@@ -31,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.sandbox.core_api.knobs import check_config as check_core_api_config
+
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 JSON = "application/json"
@@ -44,6 +47,8 @@ class SandboxState:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
         self.received: deque[dict[str, Any]] = deque(maxlen=10_000)
+        #: Core API requests (method, path, raw_path, query, status); see sandbox.core_api
+        self.core_received: deque[dict[str, Any]] = deque(maxlen=10_000)
         # Set whenever a request is recorded, so tests wait on an event, not a sleep.
         self.arrived = asyncio.Event()
         self.reservations: dict[str, dict[str, Any]] = {}
@@ -178,6 +183,9 @@ async def set_config(request: Request) -> Response:
     data = _dec.decode(await request.body() or b"{}")
     if not isinstance(data, dict):
         return _json({"error": "config must be a JSON object"}, 400)
+    problem = check_core_api_config(data)
+    if problem:
+        return _json({"error": problem}, 400)
     _state(request).config = data
     return _json(data)
 
