@@ -104,6 +104,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     core_api_timeout_ms: int = 10_000
     core_api_allow_writes: bool = False
     lookup_cache_ttl_s: float = 5.0
+    lookup_cache_max_bytes: int = 32 * 1024 * 1024
     core_api_max_retry_wait_s: float = 5.0
     trust_forwarded_headers: bool = False
 
@@ -153,6 +154,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_CORE_API_MAX_CONCURRENCY", self.core_api_max_concurrency, upper=1000)
         _positive("GATEWAY_CORE_API_TIMEOUT_MS", self.core_api_timeout_ms, upper=300_000)
         _positive("GATEWAY_LOOKUP_CACHE_TTL_S", self.lookup_cache_ttl_s, allow_zero=True)
+        _positive("GATEWAY_LOOKUP_CACHE_MAX_BYTES", self.lookup_cache_max_bytes)
         _positive(
             "GATEWAY_CORE_API_MAX_RETRY_WAIT_S", self.core_api_max_retry_wait_s, allow_zero=True
         )

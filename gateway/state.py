@@ -7,13 +7,16 @@ several apps (tests, benchmarks) can live in one process without sharing pools.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Settings
 from gateway.health import DrainState
 from gateway.metrics import Metrics
 from gateway.shield.base import Shield
 from gateway.upstream.rtb import RtbClient
+
+if TYPE_CHECKING:
+    from gateway.core_api.lookups import Lookups
 
 
 @dataclass
@@ -23,4 +26,5 @@ class Resources:
     drain: DrainState
     rtb: RtbClient
     shield: Shield
+    lookups: Lookups | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,128 @@
+"""The Core API mirror: one Starlette route per allow-listed (template, format).
+
+Each route's endpoint is its own ``partial`` bound to its table row, so the metrics
+middleware labels a lookup with the template (``/calls/{uuid}.json``), never the path,
+and the label set is exactly the table. The handlers check what Starlette's matching
+cannot (parameter grammars, percent-escapes, the query's bytes, report parameters), then
+answer with the upstream's status, body bytes and content type, ``Link`` re-pointed at
+the client's origin.
+
+A path the table does not hold never reaches a handler: Starlette answers 404 (JSON,
+via the app's error handler) and nothing is forwarded.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from gateway.bodies import read_body
+from gateway.core_api.links import client_origin, rewrite_link
+from gateway.core_api.reports import validate_report_query
+from gateway.core_api.routes import (
+    READ_ROUTES,
+    WRITE_ROUTES,
+    CoreRoute,
+    raw_path_is_plain,
+    upstream_path,
+)
+from gateway.errors import GatewayError
+from gateway.state import Resources
+from gateway.upstream.answer import UpstreamAnswer
+
+MAX_QUERY_BYTES = 8192
+# Printable ASCII without space or "#": what a well-formed request target carries.
+_QUERY_OK = re.compile(rb"[\x21-\x22\x24-\x7e]*")
+
+
+def _not_found() -> GatewayError:
+    return GatewayError(404, "not_found", "no such route")
+
+
+def _checked(request: Request, route: CoreRoute, fmt: str) -> tuple[str, bytes]:
+    """(upstream path, raw query) for a request the table admits; 404/400 otherwise."""
+    scope = request.scope
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    if not raw_path_is_plain(raw_path):
+        raise _not_found()
+    path = upstream_path(route, fmt, request.path_params)
+    if path is None:
+        raise _not_found()
+    query: bytes = scope["query_string"]
+    if len(query) > MAX_QUERY_BYTES:
+        raise GatewayError(414, "uri_too_long", f"the query string is over {MAX_QUERY_BYTES} bytes")
+    if not _QUERY_OK.fullmatch(query):
+        raise GatewayError(400, "invalid_request", "the query string must be percent-encoded ASCII")
+    return path, query
+
+
+def _respond(
+    request: Request, res: Resources, answer: UpstreamAnswer, cache: str | None
+) -> Response:
+    headers: dict[str, str] = {}
+    if answer.content_type:
+        headers["content-type"] = answer.content_type
+    for name, value in answer.headers:
+        if name == "Link":
+            origin = client_origin(
+                request.scope, trust_forwarded=res.settings.trust_forwarded_headers
+            )
+            value = rewrite_link(value, origin)
+        headers[name.lower()] = value
+    if cache is not None:
+        headers["x-cache"] = cache
+    return Response(answer.body, status_code=answer.status, headers=headers)
+
+
+async def lookup(request: Request, *, route: CoreRoute, fmt: str) -> Response:
+    """GET (and HEAD) on an allow-listed read route: cached, coalesced, polite."""
+    res: Resources = request.state.res
+    path, query = _checked(request, route, fmt)
+    if route.validate_reports:
+        validate_report_query(query)
+    assert res.lookups is not None
+    answer, result = await res.lookups.get(route.upstream, path, query)
+    return _respond(request, res, answer, result)
+
+
+async def write(request: Request, *, route: CoreRoute, fmt: str, allow: str) -> Response:
+    """A write route of the reference: 405 unless writes are on; then forwarded once."""
+    res: Resources = request.state.res
+    path, query = _checked(request, route, fmt)
+    if not res.settings.core_api_allow_writes:
+        raise GatewayError(
+            405,
+            "method_not_allowed",
+            f"{request.method} to the Core API is turned off on this gateway "
+            "(GATEWAY_CORE_API_ALLOW_WRITES)",
+            headers={"Allow": allow},
+        )
+    body = await read_body(request, res.settings.max_body_bytes)
+    assert res.lookups is not None
+    answer = await res.lookups.client.send(
+        request.method, route.upstream, path, query, body, request.headers.get("content-type")
+    )
+    return _respond(request, res, answer, None)
+
+
+def core_api_routes() -> list[BaseRoute]:
+    """Every allow-listed (template, format) as Starlette routes: reads, then writes."""
+    routes: list[BaseRoute] = []
+    read_paths: set[str] = set()
+    for route in READ_ROUTES:
+        for fmt, path in zip(route.formats, route.paths(), strict=True):
+            endpoint = partial(lookup, route=route, fmt=fmt)
+            routes.append(Route(path, endpoint, methods=["GET"], name=f"core_api {path}"))
+            read_paths.add(path)
+    for route in WRITE_ROUTES:
+        for fmt, path in zip(route.formats, route.paths(), strict=True):
+            allow = "GET, HEAD" if path in read_paths else ""
+            endpoint = partial(write, route=route, fmt=fmt, allow=allow)
+            routes.append(
+                Route(path, endpoint, methods=list(route.methods), name=f"core_api {path}")
+            )
+    return routes

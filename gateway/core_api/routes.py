@@ -1,0 +1,176 @@
+"""The allow-list: every Core API route the gateway mirrors, in one table.
+
+Built from the reference (``retreaver-core-api.txt``). A request reaches the Core API
+only if its path matches a template here *and* every path parameter matches its grammar
+below; anything else is the gateway's own 404 and is never forwarded. The upstream path
+is rebuilt from the template and the validated parameters (never copied from the
+request), so no encoding trick, dot segment or foreign authority can ride along.
+
+Formats: the unversioned API is "multi-format" (``.json`` and ``.xml`` for every
+resource); v2 calls and ``/api/v1/reports`` are documented in JSON only.
+
+Write routes (create/update/delete, caps, ``reset_cap``, tag lists travel in PUT bodies)
+are a separate table: refused with 405 unless ``GATEWAY_CORE_API_ALLOW_WRITES=true``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Upstream(Enum):
+    """Which base URL serves a route: the v1 API or the v2 canary."""
+
+    V1 = "core_api"  # GATEWAY_CORE_API_URL
+    V2 = "core_api_v2"  # GATEWAY_CORE_API_V2_URL
+
+
+JSON_XML = ("json", "xml")
+JSON_ONLY = ("json",)
+
+# Path parameter grammars. Each admits only characters that need no encoding in a path
+# and can never form a dot segment, a separator or an authority.
+PARAMS: dict[str, re.Pattern[str]] = {
+    "uuid": re.compile(r"[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"),
+    "id": re.compile(r"[0-9]{1,18}"),
+    # Customer-editable ids (afid, tid, cid): "0002", "0044", "superaffiliate".
+    "afid": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"),
+    "tid": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"),
+    "cid": re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"),
+    # E.164 with its "+" ("The number should be in the format: +13216065590").
+    "number": re.compile(r"\+[1-9][0-9]{6,14}"),
+}
+
+_PLACEHOLDER = re.compile(r"\{([a-z]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class CoreRoute:
+    """One resource path of the Core API, served in ``formats``."""
+
+    template: str  # without extension: "/calls/{uuid}"
+    upstream: Upstream = Upstream.V1
+    formats: tuple[str, ...] = JSON_XML
+    methods: tuple[str, ...] = ("GET",)
+    validate_reports: bool = False
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        return tuple(_PLACEHOLDER.findall(self.template))
+
+    def paths(self) -> list[str]:
+        """The route templates as served (and as metric labels): ``/calls/{uuid}.json``."""
+        return [f"{self.template}.{fmt}" for fmt in self.formats]
+
+
+V2 = Upstream.V2
+
+# Every GET route in the reference. Order matters only where a literal segment could
+# also match a parameter (``check`` before ``{number}``).
+READ_ROUTES: tuple[CoreRoute, ...] = (
+    # Calls, v1 (list with created_at_start/end, sort_by, order, caller, client_afid,
+    # client_cid, client_tid, sub_id, page) and by uuid.
+    CoreRoute("/calls"),
+    CoreRoute("/calls/{uuid}"),
+    # Calls, v2 (experimental, on the canary host).
+    CoreRoute("/api/v2/calls", V2, JSON_ONLY),
+    CoreRoute("/api/v2/calls/{uuid}", V2, JSON_ONLY),
+    # Affiliates: list, our id, customer id.
+    CoreRoute("/affiliates"),
+    CoreRoute("/affiliates/{id}"),
+    CoreRoute("/affiliates/afid/{afid}"),
+    # Targets.
+    CoreRoute("/targets"),
+    CoreRoute("/targets/{id}"),
+    CoreRoute("/targets/tid/{tid}"),
+    # Campaigns.
+    CoreRoute("/campaigns"),
+    CoreRoute("/campaigns/{id}"),
+    CoreRoute("/campaigns/cid/{cid}"),
+    # Numbers (list filters: cid, afid, sid).
+    CoreRoute("/numbers"),
+    CoreRoute("/numbers/{id}"),
+    # Number pools (list filters: cid, afid).
+    CoreRoute("/number_pools"),
+    CoreRoute("/number_pools/{id}"),
+    # Companies: the active one, all, by id.
+    CoreRoute("/company"),
+    CoreRoute("/companies"),
+    CoreRoute("/companies/{id}"),
+    # Contacts: list, by id, by phone number (the contact_numbers read route).
+    CoreRoute("/contacts"),
+    CoreRoute("/contacts/{id}"),
+    CoreRoute("/contact_numbers/{number}/contact"),
+    # Suppressed numbers: check, list, by number; and the deprecated check.
+    CoreRoute("/suppressed_numbers/check"),
+    CoreRoute("/suppressed_numbers"),
+    CoreRoute("/suppressed_numbers/{number}"),
+    CoreRoute("/suppression_list/check"),
+    # Static caller numbers (list only; the reference has no GET by id).
+    CoreRoute("/static_caller_numbers"),
+    # Target groups.
+    CoreRoute("/target_groups"),
+    CoreRoute("/target_groups/{id}"),
+    # Reports (validated before forwarding).
+    CoreRoute("/api/v1/reports", formats=JSON_ONLY, validate_reports=True),
+)
+
+_PUT_DELETE = ("PUT", "DELETE")
+
+# Every write route in the reference; forwarded only when writes are allowed.
+WRITE_ROUTES: tuple[CoreRoute, ...] = (
+    CoreRoute("/affiliates", methods=("POST",)),
+    CoreRoute("/affiliates/{id}", methods=_PUT_DELETE),
+    CoreRoute("/affiliates/afid/{afid}", methods=_PUT_DELETE),
+    CoreRoute("/targets", methods=("POST",)),
+    CoreRoute("/targets/{id}", methods=_PUT_DELETE),
+    CoreRoute("/targets/tid/{tid}", methods=_PUT_DELETE),
+    CoreRoute("/targets/{id}/reset_cap", methods=("POST",)),
+    CoreRoute("/campaigns", methods=("POST",)),
+    CoreRoute("/campaigns/{id}", methods=_PUT_DELETE),
+    CoreRoute("/campaigns/cid/{cid}", methods=_PUT_DELETE),
+    CoreRoute("/numbers", methods=("POST",)),
+    CoreRoute("/numbers/{id}", methods=_PUT_DELETE),
+    CoreRoute("/number_pools", methods=("POST",)),
+    CoreRoute("/number_pools/{id}", methods=_PUT_DELETE),
+    CoreRoute("/companies", methods=("POST",)),
+    CoreRoute("/companies/{id}", methods=_PUT_DELETE),
+    CoreRoute("/contacts", methods=("POST",)),
+    CoreRoute("/contacts/{id}", methods=_PUT_DELETE),
+    CoreRoute("/contact_numbers/{number}/contact", methods=_PUT_DELETE),
+    CoreRoute("/contact_numbers/{number}", methods=_PUT_DELETE),
+    CoreRoute("/suppressed_numbers/{number}", methods=("POST", "PUT", "DELETE")),
+    CoreRoute("/contact_numbers/{number}/suppressed_number", methods=("POST", "DELETE")),
+    CoreRoute("/static_caller_numbers", methods=("POST",)),
+    CoreRoute("/static_caller_numbers/{id}", methods=("DELETE",)),
+    CoreRoute("/target_groups", methods=("POST",)),
+    CoreRoute("/target_groups/{id}", methods=_PUT_DELETE),
+    CoreRoute("/target_groups/{id}/reset_cap", methods=("POST",)),
+)
+
+
+def upstream_path(route: CoreRoute, fmt: str, params: dict[str, str]) -> str | None:
+    """The path to send upstream, rebuilt from validated parameters; None if any is bad."""
+    if fmt not in route.formats:
+        return None
+    values: dict[str, str] = {}
+    for name in route.params:
+        value = params.get(name)
+        if value is None or PARAMS[name].fullmatch(value) is None:
+            return None
+        values[name] = value
+    path = _PLACEHOLDER.sub(lambda m: values[m.group(1)], route.template)
+    return f"{path}.{fmt}"
+
+
+def raw_path_is_plain(raw_path: bytes) -> bool:
+    """True when the request path used no percent-encoding except ``%2B`` (a phone's "+").
+
+    Matching happens on the decoded path; refusing every other escape means ``%2e%2e``,
+    ``%2f``, ``%5c``, ``%00`` and friends never even reach the table.
+    """
+    if b"%" not in raw_path:
+        return True
+    return b"%" not in raw_path.replace(b"%2B", b"").replace(b"%2b", b"")

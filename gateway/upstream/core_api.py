@@ -1,0 +1,225 @@
+"""CoreApiClient: the gateway's only way to the Core API, polite by construction.
+
+One pooled aiohttp session per process (the same client as the RTB path, so one HTTP
+stack to tune and trust). Politeness lives here rather than in the handlers so that no
+caller can forget it:
+
+- at most ``max_concurrency`` requests in flight to the Core API (v1 and v2 together),
+  enforced by a semaphore around every attempt; time queued for it counts against the
+  attempt's timeout;
+- a GET answered 429 waits out ``Retry-After`` (seconds or an HTTP date; 1 s when
+  absent) and is retried while the total wait stays within ``max_retry_wait_s``;
+  otherwise the 429 goes back to the caller with a ``Retry-After``. The semaphore is not
+  held while waiting. Writes are never retried: a retried POST could create twice.
+
+Errors are translated at this boundary, so callers see only an
+:class:`~gateway.upstream.answer.UpstreamAnswer` or a :class:`~gateway.errors.GatewayError`::
+
+    TimeoutError (queue + request over the timeout)   -> 504 upstream_timeout
+    aiohttp.ClientError / OSError                     -> 502 bad_gateway
+
+Messages never contain URLs: a Core API URL carries the client's ``api_key``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+from yarl import URL
+
+from gateway.core_api.routes import Upstream
+from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
+from gateway.upstream.answer import UpstreamAnswer
+
+Observer = Callable[[str, float], None]
+
+NAME = "core_api"
+DEFAULT_RETRY_AFTER_S = 1.0
+MAX_ATTEMPTS = 8
+# Upstream headers that travel back to the client besides Content-Type.
+KEPT_HEADERS = ("Link", "Retry-After")
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now (delta-seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+class CoreApiClient:
+    """GETs (with 429 handling) and writes to the Core API's v1 and v2 base URLs."""
+
+    def __init__(
+        self,
+        v1_url: str,
+        v2_url: str,
+        *,
+        max_concurrency: int = 4,
+        timeout_s: float = 10.0,
+        max_retry_wait_s: float = 5.0,
+        observe: Observer | None = None,
+        user_agent: str = "rtb-gateway",
+    ) -> None:
+        self._bases = {Upstream.V1: v1_url.rstrip("/"), Upstream.V2: v2_url.rstrip("/")}
+        self._max_concurrency = max_concurrency
+        self._timeout_s = timeout_s
+        self._max_retry_wait_s = max_retry_wait_s
+        self._observe = observe
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self.in_flight = 0
+
+    async def start(self) -> None:
+        self._slots = asyncio.Semaphore(self._max_concurrency)
+        connector = aiohttp.TCPConnector(
+            limit=self._max_concurrency, ttl_dns_cache=60, keepalive_timeout=30
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": self._user_agent},
+            skip_auto_headers=("Accept-Encoding",),
+            raise_for_status=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def url(self, upstream: Upstream, path: str, query: bytes) -> URL:
+        """The upstream URL: base + a path rebuilt from the allow-list + the raw query."""
+        target = self._bases[upstream] + path
+        if query:
+            target += "?" + query.decode("ascii")
+        return URL(target, encoded=True)
+
+    async def get(self, upstream: Upstream, path: str, query: bytes) -> UpstreamAnswer:
+        """GET, riding out 429s within the retry budget."""
+        url = self.url(upstream, path, query)
+        waited = 0.0
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            answer = await self._attempt("GET", url, None, None)
+            if answer.status != 429:
+                return answer
+            advised = retry_after_seconds(_header(answer, "Retry-After"))
+            wait = DEFAULT_RETRY_AFTER_S if advised is None else advised
+            if attempt == MAX_ATTEMPTS or waited + wait > self._max_retry_wait_s:
+                return _with_retry_after(answer, wait)
+            # A little jitter so throttled lookups do not return as one burst.
+            await asyncio.sleep(wait + random.uniform(0, 0.05))
+            waited += wait
+        raise AssertionError("unreachable")
+
+    async def send(
+        self,
+        method: str,
+        upstream: Upstream,
+        path: str,
+        query: bytes,
+        body: bytes,
+        content_type: str | None,
+    ) -> UpstreamAnswer:
+        """A write, forwarded once; a 429 goes straight back (with ``Retry-After``)."""
+        answer = await self._attempt(method, self.url(upstream, path, query), body, content_type)
+        if answer.status == 429:
+            advised = retry_after_seconds(_header(answer, "Retry-After"))
+            return _with_retry_after(answer, DEFAULT_RETRY_AFTER_S if advised is None else advised)
+        return answer
+
+    async def _attempt(
+        self, method: str, url: URL, body: bytes | None, content_type: str | None
+    ) -> UpstreamAnswer:
+        session, slots = self._session, self._slots
+        if session is None or slots is None:
+            raise GatewayError(503, "not_ready", "the gateway is starting or stopping")
+        headers = {"Content-Type": content_type} if content_type else None
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            async with asyncio.timeout(self._timeout_s), slots:
+                self.in_flight += 1
+                try:
+                    async with session.request(
+                        method, url, data=body, headers=headers, allow_redirects=False
+                    ) as resp:
+                        payload = await resp.read()
+                        kept = tuple(
+                            (name, value)
+                            for name in KEPT_HEADERS
+                            if (value := resp.headers.get(name)) is not None
+                        )
+                        answer = UpstreamAnswer(
+                            resp.status, payload, resp.headers.get("Content-Type", ""), kept
+                        )
+                finally:
+                    self.in_flight -= 1
+            outcome = _outcome(answer.status)
+            return answer
+        except TimeoutError:
+            outcome = "timeout"
+            raise upstream_timeout(NAME) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise upstream_unavailable(NAME, _describe(exc)) from None
+        finally:
+            if self._observe is not None:
+                self._observe(outcome, time.perf_counter() - started)
+
+
+def _outcome(status: int) -> str:
+    if status == 429:
+        return "throttled"
+    return "5xx" if status >= 500 else "ok"
+
+
+def _header(answer: UpstreamAnswer, name: str) -> str | None:
+    for key, value in answer.headers:
+        if key == name:
+            return value
+    return None
+
+
+def _with_retry_after(answer: UpstreamAnswer, wait: float) -> UpstreamAnswer:
+    if _header(answer, "Retry-After") is not None:
+        return answer
+    seconds = str(max(1, math.ceil(wait)))
+    return UpstreamAnswer(
+        answer.status, answer.body, answer.content_type, (*answer.headers, ("Retry-After", seconds))
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """A short reason without URLs (they carry the client's api_key)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused or unreachable"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed before an answer"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "broken response body"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "malformed response"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    return type(exc).__name__

@@ -1,0 +1,100 @@
+"""The lookup cache stores: the in-process LRU, and Redis (a real redis-server)."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio
+
+from gateway.core_api.cache import (
+    ENTRY_OVERHEAD,
+    KEY_PREFIX,
+    CacheBypassed,
+    CacheError,
+    MemoryLookupCache,
+    RedisLookupCache,
+    cache_key,
+    redis_client,
+)
+from gateway.core_api.routes import Upstream
+from gateway.upstream.answer import UpstreamAnswer
+from tests.support.redis_server import RedisServer
+
+LINK = ("Link", '<http://up/calls.json?page=2>; rel="next"')
+
+
+def _answer(body: bytes = b'[{"call":{}}]') -> UpstreamAnswer:
+    return UpstreamAnswer(200, body, "application/json; charset=utf-8", (LINK,))
+
+
+def test_the_key_depends_on_credentials_but_never_shows_them() -> None:
+    a = cache_key(Upstream.V1, "/calls.json", b"api_key=secret-a&company_id=1")
+    b = cache_key(Upstream.V1, "/calls.json", b"api_key=secret-b&company_id=1")
+    c = cache_key(Upstream.V1, "/calls.json", b"api_key=secret-a&company_id=2")
+    v2 = cache_key(Upstream.V2, "/calls.json", b"api_key=secret-a&company_id=1")
+    assert len({a, b, c, v2}) == 4
+    assert a == cache_key(Upstream.V1, "/calls.json", b"api_key=secret-a&company_id=1")
+    assert a.startswith(KEY_PREFIX)
+    assert "secret" not in a
+
+
+async def test_memory_cache_round_trip_and_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr("gateway.core_api.cache.time.monotonic", lambda: now[0])
+    cache = MemoryLookupCache(max_bytes=1 << 20)
+    await cache.set("k", _answer(), ttl_s=5)
+    assert await cache.get("k") == _answer()
+    now[0] += 4.9
+    assert await cache.get("k") == _answer()
+    now[0] += 0.2
+    assert await cache.get("k") is None
+    assert len(cache) == 0
+    assert cache.used == 0
+
+
+async def test_memory_cache_evicts_least_recently_used_within_its_byte_budget() -> None:
+    body = b"x" * 1000
+    cache = MemoryLookupCache(max_bytes=3 * (1000 + ENTRY_OVERHEAD))
+    for key in ("a", "b", "c"):
+        await cache.set(key, _answer(body), ttl_s=60)
+    assert await cache.get("a") is not None  # a is now the most recent
+    await cache.set("d", _answer(body), ttl_s=60)
+    assert await cache.get("b") is None
+    assert all([await cache.get(k) for k in ("a", "c", "d")])
+    assert cache.used <= cache.max_bytes
+    await cache.set("huge", _answer(b"y" * 10_000), ttl_s=60)  # larger than the budget
+    assert await cache.get("huge") is None
+    assert len(cache) == 3
+
+
+async def test_redis_cache_round_trip_with_a_millisecond_ttl(redis_server: RedisServer) -> None:
+    cache = RedisLookupCache(redis_client(redis_server.url, 0.5))
+    try:
+        key = cache_key(Upstream.V1, "/calls.json", b"api_key=k")
+        assert await cache.get(key) is None
+        await cache.set(key, _answer(), ttl_s=2.5)
+        assert await cache.get(key) == _answer()
+        probe = redis.asyncio.from_url(redis_server.url)
+        try:
+            ttl = await probe.pttl(key)
+            assert 0 < ttl <= 2500
+            assert await probe.keys("*") == [key.encode()]  # one entry, named by a digest
+        finally:
+            await probe.aclose()
+    finally:
+        await cache.close()
+
+
+async def test_redis_cache_fails_fast_then_skips_the_store(redis_server: RedisServer) -> None:
+    cache = RedisLookupCache(redis_client(redis_server.url, 0.2))
+    try:
+        await cache.set("k", _answer(), ttl_s=5)
+        redis_server.kill()
+        with pytest.raises(CacheError) as first:
+            await cache.get("k")
+        assert not isinstance(first.value, CacheBypassed)
+        with pytest.raises(CacheBypassed):
+            await cache.get("k")
+        with pytest.raises(CacheBypassed):
+            await cache.set("k", _answer(), ttl_s=5)
+    finally:
+        await cache.close()
