@@ -9,15 +9,19 @@ shutdown (closing clients) and the process exits 0. A second signal stops at onc
 from __future__ import annotations
 
 import asyncio
+import glob
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.supervisors.multiprocess import Process as multiprocess_Process
 
 from gateway.config import Secret, Settings
 from gateway.health import DrainState
@@ -64,7 +68,10 @@ def worker_app() -> Starlette:
 
     settings = Settings.from_env()
     configure(settings.log_format, settings.log_level)
-    return create_app(settings, drain=_process_drain)
+    # Set by serve() in the supervisor before the workers were spawned, so this worker's
+    # prometheus_client was imported in multiprocess mode.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return create_app(settings, drain=_process_drain, metrics_dir=metrics_dir)
 
 
 def start_sandbox_thread(host: str = "127.0.0.1") -> str:
@@ -128,11 +135,49 @@ def serve(settings: Settings) -> int:
     from uvicorn.supervisors import Multiprocess, multiprocess
 
     multiprocess.Server = DrainingServer  # type: ignore[misc]  # workers drain like one process
+    metrics_dir, owned = _multiprocess_metrics_dir()
+    multiprocess.Process = _MetricsProcess  # type: ignore[misc]
     config = uvicorn.Config(
         "gateway.server:worker_app", factory=True, workers=settings.workers, **common
     )  # type: ignore[arg-type]
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    try:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        if owned:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _multiprocess_metrics_dir() -> tuple[str, bool]:
+    """Prepare ``PROMETHEUS_MULTIPROC_DIR`` for the workers; True if we made it.
+
+    Every worker writes its metric values to files there and ``/metrics`` (whichever
+    worker answers) adds them up. Files left by an earlier run would be added too, so the
+    directory is emptied first; an operator may choose it (e.g. an ``emptyDir`` volume).
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    owned = not path
+    if not path:
+        path = tempfile.mkdtemp(prefix="rtb-gateway-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.remove(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    log.info("multiprocess metrics", extra={"dir": path})
+    return path, owned
+
+
+class _MetricsProcess(multiprocess_Process):
+    """A uvicorn worker whose live gauges (in flight, pool, store size) are dropped once it
+    has exited, so a dead or replaced worker stops adding to them."""
+
+    def join(self) -> None:
+        super().join()
+        pid = self.pid
+        if pid is not None:
+            from prometheus_client import multiprocess as prom_multiprocess
+
+            prom_multiprocess.mark_process_dead(pid)
 
 
 def _with(settings: Settings, **changes: object) -> Settings:
