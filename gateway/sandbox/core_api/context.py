@@ -107,11 +107,10 @@ def authenticate(request: Request, data: CoreData, fmt: str) -> tuple[ApiKey, in
     if key is None:
         return error(fmt, 401, MESSAGES[401])
     raw = request.query_params.get("company_id")
-    if raw in (None, ""):
-        return key, key.active
-    if not raw.isdigit() or int(raw) not in key.companies:
+    company_id = key.active if raw in (None, "") else int(raw) if raw.isdigit() else -1
+    if company_id not in key.companies or company_id not in data.by_company:
         return error(fmt, 403, MESSAGES[403])
-    return key, int(raw)
+    return key, company_id
 
 
 def endpoint(
