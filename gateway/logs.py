@@ -36,7 +36,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
     # name=value / name: value / name%3Dvalue, each side optionally quoted
     (
         re.compile(
-            rf"(?i)(?<![A-Za-z0-9])({_NAME}{_Q}\s*(?:=|:|%3D|%3A)\s*{_Q}b?{_Q}{_AUTH_SCHEME})"
+            rf"(?i)(?<![A-Za-z0-9])({_NAME}{_Q}\s*(?:=|:|%3D|%3A)\s*{_Q}(?:b\\*['\"])?{_AUTH_SCHEME})"
             r"[^\s&\"'\\,;)}\]<>]+"
         ),
         r"\1***",
