@@ -28,7 +28,8 @@ from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.openapi import openapi_endpoint
 from gateway.rtb.endpoints import confirm_reservation, create_reservation
-from gateway.shield.base import PassThroughShield, Shield
+from gateway.shield.base import Shield
+from gateway.shield.build import build_shield
 from gateway.state import Resources
 from gateway.stats import stats_endpoint
 from gateway.upstream.rtb import RtbClient
@@ -62,7 +63,7 @@ def ops_routes() -> list[BaseRoute]:
 
 def default_shield(settings: Settings, metrics: Metrics) -> Shield:
     """The shield the settings ask for (in-process, or Redis when GATEWAY_REDIS_URL is set)."""
-    return PassThroughShield()
+    return build_shield(settings, metrics)
 
 
 def create_app(

@@ -96,7 +96,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shield_max_ttl_s: int = 3600
     shield_near_cache_size: int = 100_000
     shield_memory_max_entries: int = 1_000_000
+    # Shield leases are short and renewed while the holder forwards (gateway/shield/).
+    shield_lease_ms: int = 1000
+    # After this many consecutive failed Redis calls the shield is bypassed for a while.
+    shield_bypass_after: int = 3
+    shield_bypass_ms: int = 1000
     redis_timeout_ms: int = 50
+    redis_max_connections: int = 128
 
     max_body_bytes: int = 65536
 
@@ -150,6 +156,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_SHIELD_NEAR_CACHE_SIZE", self.shield_near_cache_size, allow_zero=True)
         _positive("GATEWAY_SHIELD_MEMORY_MAX_ENTRIES", self.shield_memory_max_entries)
         _positive("GATEWAY_REDIS_TIMEOUT_MS", self.redis_timeout_ms, upper=10_000)
+        _positive("GATEWAY_SHIELD_LEASE_MS", self.shield_lease_ms, upper=60_000)
+        if self.shield_lease_ms < 100:
+            raise ConfigError("GATEWAY_SHIELD_LEASE_MS", "must be at least 100")
+        _positive("GATEWAY_SHIELD_BYPASS_AFTER", self.shield_bypass_after, upper=1000)
+        _positive("GATEWAY_SHIELD_BYPASS_MS", self.shield_bypass_ms, upper=2000)
+        _positive("GATEWAY_REDIS_MAX_CONNECTIONS", self.redis_max_connections, upper=10_000)
         _positive("GATEWAY_MAX_BODY_BYTES", self.max_body_bytes, upper=64 * 1024 * 1024)
         _positive("GATEWAY_CORE_API_MAX_CONCURRENCY", self.core_api_max_concurrency, upper=1000)
         _positive("GATEWAY_CORE_API_TIMEOUT_MS", self.core_api_timeout_ms, upper=300_000)

@@ -33,8 +33,19 @@ async def create_reservation(request: Request) -> Response:
     return Response(
         answer.body,
         status_code=answer.status,
-        headers={"content-type": answer.content_type, "x-shield": result},
+        headers={"content-type": answer.content_type, "x-shield": _X_SHIELD[result]},
     )
+
+
+# The metric tells a failed store call (error) from a skipped one (bypass); publishers
+# only need to know the shield was not used.
+_X_SHIELD = {
+    "hit": "hit",
+    "miss": "miss",
+    "coalesced": "coalesced",
+    "error": "bypass",
+    "bypass": "bypass",
+}
 
 
 async def confirm_reservation(request: Request) -> Response:

@@ -1,0 +1,450 @@
+"""The Redis shield store: one store shared by every replica.
+
+Every hot-path operation is one Lua script, so it is one round trip and atomic:
+
+``acquire``  lookup-or-lease: the stored answer, or a lease (``SET NX PX``) for exactly
+             one caller, or the holder's token; a waiter also learns here whether the
+             holder it waits on relayed an answer.
+``store``    first writer wins (``HSET`` + ``PEXPIRE``), then compare-and-delete of the
+             lease, then ``PUBLISH`` a wake-up if anyone is waiting (the waiters flag).
+``release``  leave the relayed answer for this token's waiters, compare-and-delete.
+``renew``    compare-and-``PEXPIRE``: a live holder keeps a short lease alive.
+``confirm``  rewrite (or drop) the stored copy if it is still that reservation, then
+             ``PUBLISH`` an invalidation for every replica's near-cache.
+
+Keys, all in the slot of their hash tag (see ``keys.py``)::
+
+    rtbgw:{<digest>}:a   hash  s (status) t (content type) b (shielded body)
+                               x (expires, epoch ms) u (uuid)
+    rtbgw:{<digest>}:l   lease token
+    rtbgw:{<digest>}:o   hash  k (token) + s t b: an answer relayed to that lease's waiters
+    rtbgw:{<digest>}:w   "someone is waiting": only then does a result get published
+    rtbgw:{<index>}:u    reservation uuid -> digest (for confirm)
+
+Failure is bounded, not retried: the socket, connect and pool-wait timeouts are all
+``GATEWAY_REDIS_TIMEOUT_MS`` and redis-py's own retries are off (its defaults take ~60 s
+to give up on a blackholed Redis). Every error becomes
+:class:`~gateway.shield.base.StoreUnavailable`.
+
+One pub/sub subscription per process carries wake-ups and invalidations. It pings every
+half second; when it is down (or silent), ``events_live`` is false and the shield stops
+trusting its near-cache, which is cleared whenever the subscription is re-established.
+
+``redis+cluster://`` (and ``rediss+cluster://``) select Redis Cluster; the uuid index
+lives in another slot than the answer, so in a cluster it is written by a second command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
+
+from gateway.shield.base import (
+    FOUND,
+    HELD,
+    LEASED,
+    RELAY_TTL_MS,
+    RELAYED,
+    Lookup,
+    StoreEvents,
+    StoreUnavailable,
+)
+from gateway.shield.entry import Entry
+from gateway.shield.memory import wall_ms
+from gateway.shield.waiting import Wakeups, wait_settled
+from gateway.upstream.answer import UpstreamAnswer
+
+log = logging.getLogger("gateway.shield")
+
+CHANNEL = b"rtbgw:shield:events"
+HEARTBEAT_S = 0.5
+RECONNECT_MAX_S = 1.0
+
+# ``Metrics.observe_redis``: command name -> callback (outcome, seconds).
+ObserverFactory = Callable[[str], Callable[[str, float], None]]
+OPERATIONS = ("acquire", "store", "index", "release", "renew", "confirm")
+
+ACQUIRE = """
+local e = redis.call('HMGET', KEYS[1], 's', 't', 'b', 'x')
+if e[3] then
+  if tonumber(e[4]) > tonumber(ARGV[4]) then
+    return {1, e[1], e[2], e[3], e[4]}
+  end
+  redis.call('DEL', KEYS[1])
+end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder == ARGV[3] then
+  redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
+  return {3, holder}
+end
+if ARGV[3] ~= '' then
+  local o = redis.call('HMGET', KEYS[3], 'k', 's', 't', 'b')
+  if o[1] == ARGV[3] then
+    return {4, o[2], o[3], o[4]}
+  end
+end
+if not holder then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {2}
+end
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
+return {3, holder}
+"""
+
+STORE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 's', ARGV[2], 't', ARGV[3], 'b', ARGV[4], 'x', ARGV[5], 'u', ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  if KEYS[4] then
+    redis.call('SET', KEYS[4], ARGV[10], 'PX', ARGV[7])
+  end
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+if redis.call('DEL', KEYS[3]) == 1 then
+  redis.call('PUBLISH', ARGV[8], ARGV[9])
+end
+return 1
+"""
+
+RELEASE = """
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[2], 'k', ARGV[1], 's', ARGV[3], 't', ARGV[4], 'b', ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+if redis.call('DEL', KEYS[3]) == 1 then
+  redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
+return 1
+"""
+
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+CONFIRM = """
+if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == 'd' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 's', ARGV[3], 't', ARGV[4], 'b', ARGV[5])
+end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 1
+"""
+
+_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0].endswith("+cluster")
+
+
+def build_client(url: str, *, timeout_s: float, max_connections: int) -> Redis | RedisCluster:
+    """One pooled client with short timeouts and no retries, from ``GATEWAY_REDIS_URL``."""
+    common: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
+        "client_name": "rtb-gateway",
+    }
+    if is_cluster_url(url):
+        scheme, rest = url.split("://", 1)
+        return RedisCluster.from_url(
+            scheme.removesuffix("+cluster") + "://" + rest,
+            max_connections=max_connections,
+            **common,
+        )
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout_s, **common
+    )
+    return Redis(connection_pool=pool)
+
+
+def _keys(digest: str) -> tuple[str, str, str, str]:
+    base = "rtbgw:{" + digest + "}:"
+    return base + "a", base + "l", base + "o", base + "w"
+
+
+def _index_key(index: str) -> str:
+    return "rtbgw:{" + index + "}:u"
+
+
+def _answer(status: bytes, content_type: bytes, body: bytes) -> UpstreamAnswer:
+    return UpstreamAnswer(int(status), body, content_type.decode("latin-1"))
+
+
+class RedisShieldStore:
+    shared = True
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        timeout_s: float = 0.05,
+        cluster: bool = False,
+        observe: ObserverFactory | None = None,
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        self._cluster = cluster
+        self._observers = (
+            {op: observe("shield_" + op) for op in OPERATIONS} if observe is not None else None
+        )
+        self._clock_ms = clock_ms
+        self._acquire = client.register_script(ACQUIRE)
+        self._store = client.register_script(STORE)
+        self._release = client.register_script(RELEASE)
+        self._renew = client.register_script(RENEW)
+        self._confirm = client.register_script(CONFIRM)
+        self._wakeups = Wakeups()
+        self._events: StoreEvents | None = None
+        self._live = False
+        self._listener: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        timeout_s: float,
+        max_connections: int,
+        observe: ObserverFactory | None = None,
+    ) -> RedisShieldStore:
+        client = build_client(url, timeout_s=timeout_s, max_connections=max_connections)
+        return cls(client, timeout_s=timeout_s, cluster=is_cluster_url(url), observe=observe)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def events_live(self) -> bool:
+        return self._live
+
+    def set_events(self, events: StoreEvents) -> None:
+        self._events = events
+
+    def __len__(self) -> int:
+        return 0
+
+    async def start(self) -> None:
+        self._closing = False
+        self._listener = asyncio.create_task(self._listen(), name="shield-events")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        self._wakeups.wake_all()
+        with contextlib.suppress(*_FAILURES):
+            if isinstance(self._client, RedisCluster):
+                await self._client.aclose()
+            else:
+                await self._client.aclose()
+                await self._client.connection_pool.disconnect()
+
+    # -- operations --------------------------------------------------------------------
+
+    async def _call(self, operation: str, call: Awaitable[Any]) -> Any:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                result = await call
+            outcome = "ok"
+            return result
+        except _FAILURES as exc:
+            if isinstance(exc, TimeoutError | RedisTimeout):
+                outcome = "timeout"
+            raise StoreUnavailable(operation, type(exc).__name__) from None
+        finally:
+            if self._observers is not None:
+                self._observers[operation](outcome, time.perf_counter() - started)
+
+    async def acquire(
+        self, digest: str, token: str, lease_ms: int, now_ms: int, holder: str = ""
+    ) -> Lookup:
+        reply = await self._call(
+            "acquire",
+            self._acquire(
+                keys=_keys(digest), args=(token, lease_ms, holder, now_ms, max(lease_ms * 2, 1000))
+            ),
+        )
+        kind = reply[0]
+        if kind == FOUND:
+            answer = _answer(reply[1], reply[2], reply[3])
+            return Lookup(FOUND, entry=Entry(answer, int(reply[4]), ""))
+        if kind == LEASED:
+            return Lookup(LEASED)
+        if kind == HELD:
+            return Lookup(HELD, holder=reply[1].decode("ascii"))
+        return Lookup(RELAYED, relayed=_answer(reply[1], reply[2], reply[3]))
+
+    async def wait(
+        self,
+        digest: str,
+        holder: str,
+        token: str,
+        lease_ms: int,
+        deadline: float,
+        clock_ms: Callable[[], int],
+    ) -> Lookup:
+        return await wait_settled(
+            self.acquire, self._wakeups, digest, holder, token, lease_ms, deadline, clock_ms
+        )
+
+    async def renew(self, digest: str, token: str, lease_ms: int) -> bool:
+        lease = _keys(digest)[1]
+        return bool(await self._call("renew", self._renew(keys=(lease,), args=(token, lease_ms))))
+
+    async def store(self, digest: str, token: str, entry: Entry, index: str) -> None:
+        ttl_ms = entry.expires_ms - self._clock_ms()
+        answer_key, lease, _, waiters = _keys(digest)
+        keys = [answer_key, lease, waiters]
+        if index and not self._cluster:
+            keys.append(_index_key(index))
+        answer = entry.answer
+        await self._call(
+            "store",
+            self._store(
+                keys=keys,
+                args=(
+                    token,
+                    answer.status,
+                    answer.content_type,
+                    answer.body,
+                    entry.expires_ms,
+                    entry.uuid,
+                    max(ttl_ms, 1),
+                    CHANNEL,
+                    b"w" + digest.encode("ascii"),
+                    digest,
+                ),
+            ),
+        )
+        if index and self._cluster:
+            await self._call(
+                "index", self._client.set(_index_key(index), digest, px=max(ttl_ms, 1))
+            )
+
+    async def release(self, digest: str, token: str, relayed: UpstreamAnswer | None) -> None:
+        _, lease, relay, waiters = _keys(digest)
+        if relayed is None:
+            args: tuple[Any, ...] = (token, "0", "", "", "", RELAY_TTL_MS)
+        else:
+            args = (token, "1", relayed.status, relayed.content_type, relayed.body, RELAY_TTL_MS)
+        await self._call(
+            "release",
+            self._release(
+                keys=(lease, relay, waiters),
+                args=(*args, CHANNEL, b"w" + digest.encode("ascii")),
+            ),
+        )
+
+    async def confirm(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> str | None:
+        raw = await self._call("confirm", self._client.get(_index_key(index)))
+        if raw is None:
+            return None
+        digest = raw.decode("ascii")
+        if answer is None:
+            args: tuple[Any, ...] = (uuid.lower(), "d", "", "", "")
+        else:
+            args = (uuid.lower(), "r", answer.status, answer.content_type, answer.body)
+        changed = await self._call(
+            "confirm",
+            self._confirm(
+                keys=(_keys(digest)[0],),
+                args=(*args, CHANNEL, b"i" + digest.encode("ascii")),
+            ),
+        )
+        return digest if changed else None
+
+    # -- announcements -----------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Keep one subscription alive; reconnect with backoff; ping to detect silence."""
+        backoff = 0.05
+        while not self._closing:
+            pubsub = self._client.pubsub()
+            try:
+                async with asyncio.timeout(max(self._timeout_s * 4, 0.5)):
+                    await pubsub.subscribe(CHANNEL)
+                    while True:
+                        first = await pubsub.get_message(timeout=self._timeout_s * 4)
+                        if first is not None and first.get("type") == "subscribe":
+                            break
+                self._set_live(True)
+                backoff = 0.05
+                awaiting_pong = False
+                while True:
+                    message = await pubsub.get_message(timeout=HEARTBEAT_S)
+                    if message is None:
+                        if awaiting_pong:
+                            raise TimeoutError("no pong")
+                        await pubsub.ping()
+                        awaiting_pong = True
+                        continue
+                    awaiting_pong = False
+                    if message.get("type") == "message":
+                        self._dispatch(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except (*_FAILURES, ValueError) as exc:
+                log.debug("shield events: %s", type(exc).__name__)
+            finally:
+                self._set_live(False)
+                with contextlib.suppress(*_FAILURES, asyncio.CancelledError):
+                    async with asyncio.timeout(self._timeout_s * 4):
+                        await pubsub.aclose()
+            if self._closing:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+    def _set_live(self, live: bool) -> None:
+        if live == self._live:
+            return
+        self._live = live
+        # Either way announcements may have been missed: near-cached answers can no
+        # longer be trusted, and waiters should look again instead of sleeping.
+        if self._events is not None:
+            self._events.reset()
+        self._wakeups.wake_all()
+        if live:
+            log.info("shield events subscribed")
+        elif not self._closing:
+            log.warning("shield events lost: near-cache off until Redis answers again")
+
+    def _dispatch(self, data: object) -> None:
+        if not isinstance(data, bytes) or len(data) < 2:
+            return
+        kind, digest = data[:1], data[1:].decode("ascii", "replace")
+        if kind == b"w":
+            self._wakeups.wake(digest)
+        elif kind == b"i" and self._events is not None:
+            self._events.invalidate(digest)

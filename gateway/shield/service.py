@@ -1,0 +1,334 @@
+"""StoreShield: the ping shield, over any :class:`~gateway.shield.base.ShieldStore`.
+
+How one ping is answered (and counted in ``gateway_shield_lookups_total``)::
+
+    near-cache hit (Redis store, events live) ─────────────────────▶ hit
+    same caller already in flight in this process ─▶ await it ─────▶ coalesced (hit if it was one)
+    store skipped after repeated failures ─▶ forward unshielded ────▶ bypass
+    acquire:  stored answer ───────────────────────────────────────▶ hit
+              store failed ─▶ forward unshielded ──────────────────▶ error
+              lease granted ─▶ forward, store or relay, release ───▶ miss
+              lease held elsewhere ─▶ wait (bounded by own deadline)
+                   answer stored / failure relayed ────────────────▶ coalesced
+                   lease lapsed (holder died) ─▶ this waiter holds ─▶ miss
+                   deadline reached ─▶ 504 ────────────────────────▶ coalesced
+
+Decisions the contract left open:
+
+- **Waiters of a failed lease get the holder's answer.** When the leaseholder's forward
+  fails (502/504), or the upstream answers something not fit to store (an error status,
+  ``no-target``, an expired reservation), every request that was waiting for it gets
+  that same answer (status and body, without ``retreaver_ping_shield``), relayed through
+  the store; nothing is stored, so the *next* ping asks the upstream again. Waiters are
+  duplicates that asked at the same instant; retrying each of them as leaseholder in
+  turn would send the upstream a serial train of retries exactly when it is failing.
+  Only a leaseholder that *vanished* (process killed, task cancelled) is replaced: its
+  lease lapses and one waiter takes over.
+- **Leases are short and renewed.** A lease lives ``GATEWAY_SHIELD_LEASE_MS`` (1 s) and
+  the holder renews it every third of that while its forward runs, never past its
+  deadline plus a 250 ms margin. A lease as long as the whole RTB deadline would outlive
+  every waiter of a dead holder; a renewed short one lets a waiter take over within
+  ~1.2 s of the holder's death, with most of its own budget left.
+- **In-process single-flight first.** Concurrent pings for one caller in one process
+  share one store conversation (one acquire, one waiter, one forward); the others await
+  it. This keeps Redis traffic per caller constant however many duplicates arrive, and
+  keeps duplicates coalesced inside a replica even while Redis is down.
+- **Near-cache only while announcements flow.** Repeats are answered from process
+  memory only while the store's pub/sub subscription is up and the breaker is closed;
+  otherwise a confirmation on another replica could go unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import GatewayError, upstream_timeout
+from gateway.metrics import SHIELD_RESULTS, Metrics
+from gateway.rtb.ping import Ping
+from gateway.shield.base import (
+    BYPASS,
+    COALESCED,
+    ERROR,
+    FOUND,
+    HIT,
+    LEASED,
+    MISS,
+    RELAYED,
+    Forward,
+    ShieldStore,
+    StoreUnavailable,
+)
+from gateway.shield.breaker import Breaker
+from gateway.shield.entry import Entry, confirmed_answer, make_entry
+from gateway.shield.keys import index_digest, ping_digest
+from gateway.shield.memory import wall_ms
+from gateway.shield.nearcache import NearCache
+from gateway.upstream.answer import UpstreamAnswer
+
+log = logging.getLogger("gateway.shield")
+
+LEASE_MARGIN_MS = 250
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """How a lead request ended: its own answer (or error) and what its followers get.
+
+    ``repeat`` is ``None`` when the leader gave up without an answer (it was waiting and
+    its own deadline came first): followers then try again themselves.
+    """
+
+    first: UpstreamAnswer | None
+    error: GatewayError | None
+    repeat: UpstreamAnswer | None
+    result: str
+
+
+def _relayable(exc: GatewayError) -> UpstreamAnswer:
+    return UpstreamAnswer(exc.status, exc.body(), "application/json")
+
+
+class StoreShield:
+    def __init__(
+        self,
+        store: ShieldStore,
+        *,
+        scope: str = "key",
+        max_ttl_s: float = 3600,
+        lease_ms: int = 1000,
+        near_cache_size: int = 0,
+        breaker: Breaker | None = None,
+        metrics: Metrics | None = None,
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self._store = store
+        self._scope = scope
+        self._max_ttl_s = max_ttl_s
+        self._lease_ms = lease_ms
+        self._clock_ms = clock_ms
+        self._breaker = breaker or Breaker()
+        self._near = NearCache(near_cache_size) if store.shared and near_cache_size > 0 else None
+        self._flights: dict[str, asyncio.Future[_Settled | None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._counters = (
+            {r: metrics.shield_lookups.labels(r) for r in SHIELD_RESULTS} if metrics else None
+        )
+        if metrics is not None:
+            # In process: the store's answers; over Redis: the near-cache's.
+            near = self._near
+            metrics.track_shield_store_size(
+                (lambda: len(near)) if near is not None else (lambda: len(store))
+            )
+        store.set_events(self)
+
+    # -- Shield --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._store.start()
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=1.0)
+        await self._store.close()
+
+    async def answer(
+        self, ping: Ping, deadline: float, forward: Forward
+    ) -> tuple[UpstreamAnswer, str]:
+        digest = ping_digest(self._scope, ping)
+        near = self._near
+        if near is not None and self._store.events_live and self._breaker.closed:
+            entry = near.get(digest, self._clock_ms())
+            if entry is not None:
+                self._count(HIT)
+                return entry.answer, HIT
+        loop = asyncio.get_running_loop()
+        while True:
+            flight = self._flights.get(digest)
+            if flight is None:
+                return await self._lead(ping, digest, deadline, forward)
+            remaining = deadline - loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(remaining):
+                    settled = await asyncio.shield(flight)
+            except TimeoutError:
+                self._count(COALESCED)
+                raise upstream_timeout("rtb") from None
+            if settled is None or settled.repeat is None:
+                continue  # the leader gave up without an answer: look again
+            result = HIT if settled.result == HIT else COALESCED
+            self._count(result)
+            return settled.repeat, result
+
+    async def confirmed(self, rtb_key: str, uuid: str, answer: UpstreamAnswer) -> None:
+        replacement = confirmed_answer(answer)
+        try:
+            digest = await self._store.confirm(index_digest(rtb_key, uuid), uuid, replacement)
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            log.warning("confirmation not reflected in the shield store (%s)", exc.reason)
+            return
+        self._ok()
+        if digest is not None and self._near is not None:
+            self._near.invalidate(digest)
+
+    # -- StoreEvents ---------------------------------------------------------------------
+
+    def invalidate(self, digest: str) -> None:
+        if self._near is not None:
+            self._near.invalidate(digest)
+
+    def reset(self) -> None:
+        if self._near is not None:
+            self._near.clear()
+
+    # -- one lead request ----------------------------------------------------------------
+
+    async def _lead(
+        self, ping: Ping, digest: str, deadline: float, forward: Forward
+    ) -> tuple[UpstreamAnswer, str]:
+        flight: asyncio.Future[_Settled | None] = asyncio.get_running_loop().create_future()
+        self._flights[digest] = flight
+        settled: _Settled | None = None
+        try:
+            settled = await self._resolve(ping, digest, deadline, forward)
+        finally:
+            del self._flights[digest]
+            flight.set_result(settled)
+        self._count(settled.result)
+        if settled.error is not None:
+            raise settled.error
+        assert settled.first is not None
+        return settled.first, settled.result
+
+    async def _resolve(
+        self, ping: Ping, digest: str, deadline: float, forward: Forward
+    ) -> _Settled:
+        if not self._breaker.allow():
+            return await self._unshielded(forward, BYPASS)
+        store = self._store
+        token = secrets.token_hex(8)
+        lease_ms = self._lease_for(deadline)
+        generation = self._near.generation if self._near is not None else 0
+        try:
+            look = await store.acquire(digest, token, lease_ms, self._clock_ms())
+            self._ok()
+            if look.kind == FOUND:
+                assert look.entry is not None
+                return self._found(digest, look.entry, generation, HIT)
+            if look.kind != LEASED:
+                look = await store.wait(
+                    digest, look.holder, token, lease_ms, deadline, self._clock_ms
+                )
+                self._ok()
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            return await self._unshielded(forward, ERROR)
+        except TimeoutError:
+            return _Settled(None, upstream_timeout("rtb"), None, COALESCED)
+        if look.kind == FOUND:
+            assert look.entry is not None
+            return self._found(digest, look.entry, generation, COALESCED)
+        if look.kind == RELAYED:
+            assert look.relayed is not None
+            return _Settled(look.relayed, None, look.relayed, COALESCED)
+        return await self._hold(ping, digest, token, deadline, forward)
+
+    def _found(self, digest: str, entry: Entry, generation: int, result: str) -> _Settled:
+        if self._near is not None:
+            self._near.put(digest, entry, generation)
+        return _Settled(entry.answer, None, entry.answer, result)
+
+    async def _hold(
+        self, ping: Ping, digest: str, token: str, deadline: float, forward: Forward
+    ) -> _Settled:
+        """Forward as leaseholder; store the answer or relay it; always release."""
+        store = self._store
+        keeper = asyncio.create_task(self._keep_lease(digest, token, deadline))
+        try:
+            answer = await forward()
+        except GatewayError as exc:
+            relayed = _relayable(exc)
+            await self._quietly(store.release(digest, token, relayed))
+            return _Settled(None, exc, relayed, MISS)
+        except BaseException:
+            # Cancelled mid-forward: free the lease at once (in the background, since
+            # this task may not await any more) so a waiter can take over.
+            self._spawn(self._quietly(store.release(digest, token, None)))
+            raise
+        finally:
+            keeper.cancel()
+        entry = make_entry(answer, self._clock_ms() / 1000, self._max_ttl_s)
+        if entry is None:
+            await self._quietly(store.release(digest, token, answer))
+            return _Settled(answer, None, answer, MISS)
+        index = index_digest(ping.key, entry.uuid) if entry.uuid else ""
+        await self._quietly(store.store(digest, token, entry, index))
+        if self._near is not None:
+            self._near.put(digest, entry, self._near.generation)
+        return _Settled(answer, None, entry.answer, MISS)
+
+    async def _unshielded(self, forward: Forward, result: str) -> _Settled:
+        try:
+            answer = await forward()
+        except GatewayError as exc:
+            return _Settled(None, exc, _relayable(exc), result)
+        entry = make_entry(answer, self._clock_ms() / 1000, self._max_ttl_s)
+        return _Settled(answer, None, entry.answer if entry else answer, result)
+
+    async def _keep_lease(self, digest: str, token: str, deadline: float) -> None:
+        interval = self._lease_ms / 3000
+        while True:
+            await asyncio.sleep(interval)
+            lease_ms = self._lease_for(deadline)
+            if lease_ms <= 1:
+                return
+            try:
+                if not await self._store.renew(digest, token, lease_ms):
+                    return
+                self._ok()
+            except StoreUnavailable as exc:
+                self._failed(exc)
+
+    def _lease_for(self, deadline: float) -> int:
+        remaining_ms = (deadline - asyncio.get_running_loop().time()) * 1000
+        return int(max(1, min(self._lease_ms, remaining_ms + LEASE_MARGIN_MS)))
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _count(self, result: str) -> None:
+        if self._counters is not None:
+            self._counters[result].inc()
+
+    def _ok(self) -> None:
+        if not self._breaker.closed:
+            log.info("shield store answering again: shield resumed")
+        self._breaker.success()
+
+    def _failed(self, exc: StoreUnavailable) -> None:
+        if self._breaker.failure():
+            log.warning(
+                "shield store failing (%s on %s): forwarding pings unshielded for a moment",
+                exc.reason,
+                exc.operation,
+            )
+
+    async def _quietly(self, call: Coroutine[Any, Any, None]) -> None:
+        """Store writes after the answer is known: failures only feed the breaker."""
+        try:
+            await call
+        except StoreUnavailable as exc:
+            self._failed(exc)
+        else:
+            self._ok()
+
+    def _spawn(self, call: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(call)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
