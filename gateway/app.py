@@ -27,6 +27,9 @@ from gateway.health import DrainState, healthz, readyz
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.openapi import openapi_endpoint
+from gateway.protect.breaker import CircuitBreaker
+from gateway.protect.guard import Guard, build_guard
+from gateway.protect.shedding import ProtectMiddleware
 from gateway.rtb.endpoints import confirm_reservation, create_reservation
 from gateway.shield.base import Shield
 from gateway.shield.build import build_shield
@@ -81,12 +84,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        breaker = CircuitBreaker(
+            "rtb",
+            failures=settings.breaker_failures,
+            open_s=settings.breaker_open_s,
+            max_in_flight=settings.rtb_max_connections,
+            on_refusal=metrics.protect_refusal,
+            on_state=metrics.breaker_state("rtb"),
+        )
         rtb = RtbClient(
             settings.rtb_upstream_url,
             max_connections=settings.rtb_max_connections,
             observe=metrics.observe_upstream("rtb"),
             user_agent=f"rtb-gateway/{__version__}",
+            breaker=breaker,
         )
+        guard, guard_redis = _guard(settings, metrics)
         shield = make_shield(settings, metrics)
         await rtb.start()
         await shield.start()
@@ -94,7 +107,13 @@ def create_app(
         metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
         await metrics.start()
         res = Resources(
-            settings=settings, metrics=metrics, drain=drain, rtb=rtb, shield=shield, lookups=lookups
+            settings=settings,
+            metrics=metrics,
+            drain=drain,
+            rtb=rtb,
+            shield=shield,
+            lookups=lookups,
+            guard=guard,
         )
         app.state.res = res
         drain.ready = True
@@ -106,6 +125,8 @@ def create_app(
             await shield.close()
             await lookups.close()
             await rtb.close()
+            if guard_redis is not None:
+                await guard_redis.aclose()
             await metrics.close()
             log.info("stopped")
 
@@ -124,8 +145,36 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.drain = drain
     app.state.metrics = metrics
+    # Inner to RequestMiddleware, so requests it sheds are still counted and logged.
+    app.add_middleware(
+        ProtectMiddleware,
+        max_in_flight=settings.max_in_flight,
+        max_query_bytes=settings.max_query_bytes,
+        on_refusal=metrics.protect_refusal,
+    )
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
     return app
+
+
+def _guard(settings: Settings, metrics: Metrics) -> tuple[Guard, Any | None]:
+    """The allow-list and rate limits, with a Redis client of their own when limits are
+    set and ``GATEWAY_REDIS_URL`` is (so they hold across replicas)."""
+    redis = None
+    if settings.redis_url is not None and (
+        settings.rate_limit_per_publisher.strip() or settings.rate_limit_per_key.strip()
+    ):
+        from gateway.shield.redis import build_client
+
+        redis = build_client(
+            settings.redis_url.reveal(), timeout_s=settings.redis_timeout_s, max_connections=64
+        )
+    guard = build_guard(
+        settings,
+        redis=redis,
+        on_refusal=metrics.protect_refusal,
+        on_fallback=metrics.rate_limit_fallbacks.inc,
+    )
+    return guard, redis
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:

@@ -114,6 +114,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     core_api_max_retry_wait_s: float = 5.0
     trust_forwarded_headers: bool = False
 
+    # Protections (gateway/protect/): empty rate limit specs and no allowed keys = off.
+    rate_limit_per_publisher: str = ""
+    rate_limit_per_key: str = ""
+    rtb_allowed_keys: Secret | None = None
+    rtb_allowed_keys_file: str | None = None
+    breaker_failures: int = 20
+    breaker_open_s: float = 1.0
+    max_in_flight: int = 2048
+    max_query_bytes: int = 16384
+    max_header_bytes: int = 32768
+    client_timeout_s: float = 10.0
+    max_connections: int = 10_000
+
     drain_delay_s: float = 5.0
     log_format: str = "json"
     log_level: str = "info"
@@ -171,6 +184,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "GATEWAY_CORE_API_MAX_RETRY_WAIT_S", self.core_api_max_retry_wait_s, allow_zero=True
         )
         _positive("GATEWAY_DRAIN_DELAY_S", self.drain_delay_s, allow_zero=True, upper=3600)
+        self._validate_protections()
         if self.shield_scope not in ("key", "publisher"):
             raise ConfigError("GATEWAY_SHIELD_SCOPE", "must be 'key' or 'publisher'")
         if self.log_format not in ("json", "text"):
@@ -179,6 +193,39 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(
                 "GATEWAY_LOG_LEVEL", "must be one of debug, info, warning, error, critical"
             )
+
+    def _validate_protections(self) -> None:
+        from gateway.protect.allowlist import read_keys_file, split_keys
+        from gateway.protect.ratelimit import parse_limits
+
+        for var, spec, overrides in (
+            ("GATEWAY_RATE_LIMIT_PER_PUBLISHER", self.rate_limit_per_publisher, True),
+            ("GATEWAY_RATE_LIMIT_PER_KEY", self.rate_limit_per_key, False),
+        ):
+            try:
+                parse_limits(spec, overrides_allowed=overrides)
+            except ValueError as exc:
+                raise ConfigError(var, str(exc)) from None
+        if self.rtb_allowed_keys is not None and not split_keys(self.rtb_allowed_keys.reveal()):
+            raise ConfigError("GATEWAY_RTB_ALLOWED_KEYS", "holds no keys")
+        if self.rtb_allowed_keys_file:
+            try:
+                keys = read_keys_file(self.rtb_allowed_keys_file)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(
+                    "GATEWAY_RTB_ALLOWED_KEYS_FILE", f"cannot read it: {type(exc).__name__}"
+                ) from None
+            if not keys:
+                raise ConfigError("GATEWAY_RTB_ALLOWED_KEYS_FILE", "holds no keys")
+        _positive("GATEWAY_BREAKER_FAILURES", self.breaker_failures, allow_zero=True, upper=100_000)
+        _positive("GATEWAY_BREAKER_OPEN_S", self.breaker_open_s, upper=600)
+        _positive("GATEWAY_MAX_IN_FLIGHT", self.max_in_flight, upper=1_000_000)
+        _positive("GATEWAY_MAX_QUERY_BYTES", self.max_query_bytes, upper=1024 * 1024)
+        _positive("GATEWAY_MAX_HEADER_BYTES", self.max_header_bytes, upper=1024 * 1024)
+        if self.max_header_bytes < 1024:
+            raise ConfigError("GATEWAY_MAX_HEADER_BYTES", "must be at least 1024")
+        _positive("GATEWAY_CLIENT_TIMEOUT_S", self.client_timeout_s, upper=3600)
+        _positive("GATEWAY_MAX_CONNECTIONS", self.max_connections, upper=1_000_000)
 
     @property
     def rtb_timeout_s(self) -> float:
@@ -194,7 +241,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name, _, _ in _fields():
             value = getattr(self, name)
             if isinstance(value, Secret):
-                value = mask_url(value.reveal())
+                # A URL keeps its readable parts; any other secret (a key list) is hidden.
+                raw = value.reveal()
+                value = mask_url(raw) if "://" in raw else "***"
             elif isinstance(value, str) and "://" in value:
                 value = mask_url(value)
             out[PREFIX + name.upper()] = value

@@ -67,6 +67,18 @@ UPSTREAMS = ("rtb", "core_api")
 UPSTREAM_OUTCOMES = ("ok", "5xx", "timeout", "error")
 LOOKUP_CACHE_RESULTS = ("hit", "miss", "coalesced")
 REDIS_OUTCOMES = ("ok", "timeout", "error")
+# Why gateway/protect/ refused a request before it reached a handler or the upstream.
+PROTECT_REASONS = (
+    "forbidden_key",
+    "rate_limited",
+    "breaker_open",
+    "overloaded",
+    "uri_too_long",
+    "headers_too_large",
+    "request_timeout",
+    "too_many_connections",
+    "bad_request",
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -162,6 +174,27 @@ class Metrics:
         )
         for result in LOOKUP_CACHE_RESULTS:
             self.lookup_cache.labels(result)
+        self.protect_refusals = Counter(
+            "gateway_protect_refusals_total",
+            "Requests refused by a protection (allow-list, rate limit, breaker, load shedding, "
+            "size and slow-client limits), by reason; none of them was forwarded",
+            ("reason",),
+            registry=r,
+        )
+        for reason in PROTECT_REASONS:
+            self.protect_refusals.labels(reason)
+        self.rate_limit_fallbacks = Counter(
+            "gateway_rate_limit_fallbacks_total",
+            "Rate-limit checks answered in process because Redis failed or was being skipped",
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "gateway_upstream_breaker_open",
+            "1 while the upstream's circuit breaker is open (summed over workers)",
+            ("upstream",),
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.build_info = Gauge(
             "gateway_build_info",
             "Always 1; the version label says which build is running",
@@ -207,6 +240,20 @@ class Metrics:
     def shield_result(self, result: str) -> None:
         """Count one shield lookup (``hit``, ``miss``, ``coalesced``, ``error``, ``bypass``)."""
         self.shield_lookups.labels(result).inc()
+
+    def protect_refusal(self, reason: str) -> None:
+        """Count one refusal by gateway/protect/ (a reason from ``PROTECT_REASONS``)."""
+        self.protect_refusals.labels(reason).inc()
+
+    def breaker_state(self, upstream: str) -> Callable[[bool], None]:
+        """A callback ``(is_open)`` for one upstream's circuit breaker."""
+        gauge = self.breaker_open.labels(upstream)
+        gauge.set(0)
+
+        def changed(is_open: bool) -> None:
+            gauge.set(1 if is_open else 0)
+
+        return changed
 
     # -- values sampled from objects at scrape time --------------------------------------
 

@@ -4,6 +4,13 @@ On the first SIGTERM (or SIGINT) ``/readyz`` turns 503 at once while the server 
 serving for ``GATEWAY_DRAIN_DELAY_S``, so load balancers take the pod out before it stops
 listening; then uvicorn stops accepting, finishes in-flight requests, runs the lifespan
 shutdown (closing clients) and the process exits 0. A second signal stops at once.
+
+Connections, tuned for a load balancer in front: keep-alive is 75 s, longer than the 60 s
+idle timeout of common balancers (AWS ALB, GCP, nginx), so the gateway never closes a
+connection the balancer is about to reuse. A request must arrive whole within
+``GATEWAY_CLIENT_TIMEOUT_S`` of the connection opening (or of its first byte on a kept
+connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``; see
+``gateway/protect/connection.py`` for why uvicorn needs help there.
 """
 
 from __future__ import annotations
@@ -71,7 +78,21 @@ def worker_app() -> Starlette:
     # Set by serve() in the supervisor before the workers were spawned, so this worker's
     # prometheus_client was imported in multiprocess mode.
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    return create_app(settings, drain=_process_drain, metrics_dir=metrics_dir)
+    app = create_app(settings, drain=_process_drain, metrics_dir=metrics_dir)
+    _guard_connections(settings, app)  # this worker's protocol limits (class attributes)
+    return app
+
+
+def _guard_connections(settings: Settings, app: Starlette | None = None) -> type:
+    """Limits of the HTTP protocol (gateway/protect/connection.py); the class for uvicorn."""
+    from gateway.protect.connection import configure as configure_connections
+
+    return configure_connections(
+        max_head_bytes=settings.max_header_bytes,
+        request_timeout_s=settings.client_timeout_s,
+        max_connections=settings.max_connections,
+        on_refusal=app.state.metrics.protect_refusal if app is not None else None,
+    )
 
 
 def start_sandbox_thread(host: str = "127.0.0.1") -> str:
@@ -117,7 +138,8 @@ def serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        # httptools with a head-size limit and a request-arrival timeout uvicorn lacks.
+        http=_guard_connections(settings),
         lifespan="on",
         timeout_keep_alive=75,
         timeout_graceful_shutdown=30,
@@ -127,6 +149,7 @@ def serve(settings: Settings) -> int:
     DrainingServer.drain_delay_s = settings.drain_delay_s
     if settings.workers == 1:
         app = create_app(settings, drain=_process_drain)
+        _guard_connections(settings, app)
         server = DrainingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
         server.run()
         return 0 if server.started else 3

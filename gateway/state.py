@@ -17,6 +17,7 @@ from gateway.upstream.rtb import RtbClient
 
 if TYPE_CHECKING:
     from gateway.core_api.lookups import Lookups
+    from gateway.protect.guard import Guard
 
 
 @dataclass
@@ -27,4 +28,5 @@ class Resources:
     rtb: RtbClient
     shield: Shield
     lookups: Lookups | None = None
+    guard: Guard | None = None  # allow-list and rate limits (gateway/protect/)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -15,6 +15,10 @@ Error mapping happens here, at the boundary, so callers only ever see
 A POST is never retried once any byte of it may have been sent: a retried ping could
 reserve twice. The deadline is the caller's, absolute on the loop clock, so time already
 spent (parsing, shield) is charged against the same budget.
+
+An optional :class:`~gateway.protect.breaker.CircuitBreaker` wraps every send: it
+refuses at once (503) while the upstream is failing or when the pool is full, instead of
+queueing, and learns from each outcome (a cancelled send teaches it nothing).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 import aiohttp
 
 from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
+from gateway.protect.breaker import CircuitBreaker
 from gateway.upstream.answer import UpstreamAnswer
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -43,8 +48,10 @@ class RtbClient:
         max_connections: int = 512,
         observe: Observer | None = None,
         user_agent: str = "rtb-gateway",
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self.breaker = breaker
         self._reserve_url = self._base + "/rtbs.json"
         self._observe = observe
         self._max_connections = max_connections
@@ -96,6 +103,9 @@ class RtbClient:
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise upstream_timeout("rtb")
+        breaker = self.breaker
+        probe = breaker.acquire() if breaker is not None else False
+        verdict: bool | None = None  # upstream healthy? None: cancelled, no verdict
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -106,14 +116,19 @@ class RtbClient:
                     payload = await resp.read()
                     content_type = resp.headers.get("Content-Type", "application/json")
             outcome = "ok" if resp.status < 500 else "5xx"
+            verdict = resp.status < 500
             return UpstreamAnswer(resp.status, payload, content_type)
         except TimeoutError:
             outcome = "timeout"
+            verdict = False
             raise upstream_timeout("rtb") from None
         except (aiohttp.ClientError, OSError) as exc:
             outcome = "error"
+            verdict = False
             raise upstream_unavailable("rtb", _describe(exc)) from None
         finally:
+            if breaker is not None:
+                breaker.release(verdict, probe)
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)
 

@@ -1,0 +1,204 @@
+"""Per-connection guards uvicorn's httptools protocol does not have: head size and slow clients.
+
+Measured on uvicorn 0.54 + httptools 0.9 (tests/protect/test_connection.py shows each):
+
+- **No limit on the request head.** uvicorn appends every header the parser hands it, and
+  llhttp has no size cap of its own, so one connection can make a worker buffer headers
+  until memory runs out. (uvicorn's ``h11_max_incomplete_event_size`` applies only to the
+  h11 protocol, which the gateway does not use.)
+- **No timeout before a request completes.** ``timeout_keep_alive`` is armed only after
+  a response; a connection that sends nothing, or trickles a header byte every few
+  seconds (slowloris), is kept forever, holding a file descriptor and a protocol object.
+
+:class:`GuardedHttpToolsProtocol` adds both, with the same JSON error shape as the app:
+
+- request line + headers over ``max_head_bytes`` -> ``431 headers_too_large`` (``414
+  uri_too_long`` when the URL alone is over), connection closed;
+- a request whose head and body have not fully arrived ``request_timeout_s`` after the
+  connection opened or after its first byte -> ``408 request_timeout`` (when nothing
+  has been answered yet) and the connection closed; an app already waiting for the body
+  sees the client disconnect;
+- more than ``max_connections`` open connections -> the new one gets ``503 overloaded``
+  and is closed at once, so descriptors stay for clients that send requests;
+- the parser's own refusals (malformed HTTP) answer ``400 bad_request`` as JSON.
+
+The limits are class attributes set once per process by :func:`configure` (from
+``server.py``, before serving; every ``--workers`` process does the same), because
+uvicorn constructs protocols itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gateway.errors import GatewayError
+
+
+def _wire(status: int, reason: str, error: GatewayError) -> bytes:
+    body = error.body()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode("ascii") + body
+
+
+_ANSWERS = {
+    "bad_request": _wire(
+        400, "Bad Request", GatewayError(400, "bad_request", "the request is not valid HTTP/1.1")
+    ),
+    "uri_too_long": _wire(
+        414, "URI Too Long", GatewayError(414, "uri_too_long", "the request line is too long")
+    ),
+    "headers_too_large": _wire(
+        431,
+        "Request Header Fields Too Large",
+        GatewayError(431, "headers_too_large", "the request headers are too large"),
+    ),
+    "request_timeout": _wire(
+        408,
+        "Request Timeout",
+        GatewayError(408, "request_timeout", "the request did not arrive in time"),
+    ),
+    "too_many_connections": _wire(
+        503,
+        "Service Unavailable",
+        GatewayError(503, "overloaded", "too many open connections; retry shortly"),
+    ),
+}
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback to stop parsing; the answer is already chosen."""
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    max_head_bytes: int = 32768
+    request_timeout_s: float = 10.0
+    max_connections: int = 10_000
+    on_refusal: Callable[[str], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._head_done = False
+        self._refusal: str | None = None
+        self._request_timer: asyncio.TimerHandle | None = None
+
+    # -- connection --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse("too_many_connections")
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own data_received, except that a parser error (ours or llhttp's)
+        # gets the JSON refusal instead of uvicorn's plain-text 400 and warning log.
+        if self._refusal is not None:
+            return
+        if self._request_timer is None and not self._in_request():
+            self._arm()  # first byte of the next request on a kept-alive connection
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._refuse(self._refusal or "bad_request")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    # -- parser callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._head_done = False
+        if self._request_timer is None:
+            self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > self.max_head_bytes:
+            self._refusal = "uri_too_long"
+            raise _Refused
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > self.max_head_bytes:
+            self._refusal = "headers_too_large"
+            raise _Refused
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _in_request(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._request_timer = self.loop.call_later(self.request_timeout_s, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+
+    def _timed_out(self) -> None:
+        self._request_timer = None
+        if self.transport.is_closing():
+            return
+        if self._head_done and self.cycle is not None:
+            # The app is waiting for a body that is not coming: tell it the client left.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+            answered = self.cycle.response_started
+            self._refuse("request_timeout", write=not answered)
+            return
+        self._refuse("request_timeout")
+
+    def _refuse(self, why: str, *, write: bool = True) -> None:
+        self._refusal = why
+        self._disarm()
+        if self.on_refusal is not None:
+            self.on_refusal(why)
+        if write and not self.transport.is_closing():
+            self.transport.write(_ANSWERS[why])
+        self.transport.close()
+
+
+def configure(
+    *,
+    max_head_bytes: int,
+    request_timeout_s: float,
+    max_connections: int,
+    on_refusal: Callable[[str], None] | None = None,
+) -> type[GuardedHttpToolsProtocol]:
+    """Set this process's limits; returns the class to hand uvicorn as ``http=``."""
+    cls = GuardedHttpToolsProtocol
+    cls.max_head_bytes = max_head_bytes
+    cls.request_timeout_s = request_timeout_s
+    cls.max_connections = max_connections
+    cls.on_refusal = staticmethod(on_refusal) if on_refusal is not None else None  # type: ignore[assignment]
+    return cls

@@ -1,0 +1,84 @@
+"""Admission of a parsed ping or confirmation: allow-list first, then rate limits.
+
+Runs after parsing (both checks need the key and publisher) and before the shield, so a
+refused ping is never forwarded and never answered from the shield either: a publisher
+over its limit or with an unknown key learns nothing about other publishers' bids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gateway.config import Settings
+from gateway.errors import GatewayError
+from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
+from gateway.protect.ratelimit import RateLimiter, parse_limits, retry_after_header
+
+_FORBIDDEN = GatewayError(403, "forbidden", "this RTB key is not accepted by this gateway")
+
+
+class Guard:
+    """The per-request checks; ``on_refusal(reason)`` counts each refusal."""
+
+    def __init__(
+        self,
+        *,
+        allow_list: KeyAllowList | None = None,
+        limiter: RateLimiter | None = None,
+        on_refusal: Callable[[str], None] | None = None,
+    ) -> None:
+        self.allow_list = allow_list
+        self.limiter = limiter if limiter is not None and limiter.active else None
+        self._on_refusal = on_refusal
+
+    def admit_key(self, rtb_key: str) -> None:
+        """403 for a key outside the allow-list (when there is one)."""
+        if self.allow_list is not None and not self.allow_list.allows(rtb_key):
+            self._refused("forbidden_key")
+            raise _FORBIDDEN
+
+    async def admit_ping(self, rtb_key: str, publisher_id: str) -> None:
+        """403 for an unknown key, 429 with ``Retry-After`` over a rate limit."""
+        self.admit_key(rtb_key)
+        if self.limiter is None:
+            return
+        verdict = await self.limiter.check(rtb_key, publisher_id)
+        if not verdict.allowed:
+            self._refused("rate_limited")
+            raise GatewayError(
+                429,
+                "rate_limited",
+                f"too many pings for this {verdict.scope}; retry after the time in Retry-After",
+                headers={"Retry-After": retry_after_header(verdict.retry_after_s)},
+            )
+
+    def _refused(self, reason: str) -> None:
+        if self._on_refusal is not None:
+            self._on_refusal(reason)
+
+
+def build_guard(
+    settings: Settings,
+    *,
+    redis: Any | None = None,
+    on_refusal: Callable[[str], None] | None = None,
+    on_fallback: Callable[[], None] | None = None,
+) -> Guard:
+    """The guard the settings ask for; ``redis`` is the process's shared client, if any."""
+    allow_list = None
+    if settings.rtb_allowed_keys or settings.rtb_allowed_keys_file:
+        keys: list[str] = []
+        if settings.rtb_allowed_keys:
+            keys += split_keys(settings.rtb_allowed_keys.reveal())
+        if settings.rtb_allowed_keys_file:
+            keys += read_keys_file(settings.rtb_allowed_keys_file)
+        allow_list = KeyAllowList(keys)
+    limiter = RateLimiter(
+        parse_limits(settings.rate_limit_per_publisher),
+        parse_limits(settings.rate_limit_per_key, overrides_allowed=False),
+        redis=redis,
+        redis_timeout_s=settings.redis_timeout_s,
+        on_fallback=on_fallback,
+    )
+    return Guard(allow_list=allow_list, limiter=limiter, on_refusal=on_refusal)

@@ -1,0 +1,93 @@
+"""Load shedding and request-line limits, as pure ASGI middleware in front of every route.
+
+Why a cap and not a queue: a replica that is already behind only gets further behind by
+queueing, and the publisher's own deadline keeps running while a request waits. Past
+``max_in_flight`` requests being served by this replica, a new one gets a fast
+``503 overloaded`` JSON with ``Retry-After: 1`` before its body is read, so memory per
+replica is bounded by roughly ``max_in_flight x GATEWAY_MAX_BODY_BYTES``. The operations
+routes (``/healthz``, ``/readyz``, ``/metrics``) are never shed: an overloaded replica
+must still be observable and must not be killed by its liveness probe.
+
+A query string over ``max_query_bytes`` gets ``414 uri_too_long`` here, whatever the
+server in front; the server's own head limits live in :mod:`gateway.protect.connection`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.errors import JSON, GatewayError
+
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/stats", "/openapi.json"})
+
+
+def _prepared(error: GatewayError) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    body = error.body()
+    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
+    for name, value in (error.headers or {}).items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return headers, body
+
+
+class ProtectMiddleware:
+    """Refuses what must never reach a handler: too many at once, or too long a query."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_in_flight: int,
+        max_query_bytes: int,
+        on_refusal: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.max_query_bytes = max_query_bytes
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self._on_refusal = on_refusal
+        self._overloaded = _prepared(
+            GatewayError(
+                503,
+                "overloaded",
+                "this replica is at its limit of requests in flight; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        )
+        self._too_long = _prepared(
+            GatewayError(
+                414,
+                "uri_too_long",
+                f"the query string is longer than {max_query_bytes} bytes; "
+                "send the fields in the body",
+            )
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if len(scope["query_string"]) > self.max_query_bytes:
+            await self._refuse(send, 414, self._too_long, "uri_too_long")
+            return
+        if self.in_flight >= self.max_in_flight:
+            await self._refuse(send, 503, self._overloaded, "overloaded")
+            return
+        self.in_flight += 1
+        if self.in_flight > self.peak_in_flight:
+            self.peak_in_flight = self.in_flight
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _refuse(
+        self, send: Send, status: int, prepared: tuple[list[tuple[bytes, bytes]], bytes], why: str
+    ) -> None:
+        if self._on_refusal is not None:
+            self._on_refusal(why)
+        headers, body = prepared
+        await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+        await send({"type": "http.response.body", "body": body})
