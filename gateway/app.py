@@ -105,6 +105,7 @@ def create_app(
         await shield.start()
         lookups = await start_lookups(settings, metrics)
         metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
+        metrics.track_upstream_pool("core_api", lambda: lookups.client.in_flight)
         await metrics.start()
         res = Resources(
             settings=settings,

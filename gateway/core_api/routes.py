@@ -99,10 +99,13 @@ READ_ROUTES: tuple[CoreRoute, ...] = (
     CoreRoute("/company"),
     CoreRoute("/companies"),
     CoreRoute("/companies/{id}"),
-    # Contacts: list, by id, by phone number (the contact_numbers read route).
+    # Contacts: list, by id, by phone number.
     CoreRoute("/contacts"),
     CoreRoute("/contacts/{id}"),
     CoreRoute("/contact_numbers/{number}/contact"),
+    # Contact numbers. The reference documents PUT/DELETE on this path; the issue lists
+    # contact numbers among the reads, so the GET is mirrored too (Retreaver answers it).
+    CoreRoute("/contact_numbers/{number}"),
     # Suppressed numbers: check, list, by number; and the deprecated check.
     CoreRoute("/suppressed_numbers/check"),
     CoreRoute("/suppressed_numbers"),

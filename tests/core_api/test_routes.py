@@ -46,6 +46,7 @@ def test_every_read_route_of_the_reference_is_in_the_table() -> None:
         "/contacts",
         "/contacts/{id}",
         "/contact_numbers/{number}/contact",
+        "/contact_numbers/{number}",
         "/suppressed_numbers/check",
         "/suppressed_numbers",
         "/suppressed_numbers/{number}",
