@@ -58,7 +58,7 @@ def _coerce(name: str, value: Any, kind: str) -> Any:
     nullable = kind.endswith("?")
     kind = kind.rstrip("?")
     if value is None or value == "":
-        if nullable or kind == "str":
+        if nullable:
             return None
         raise Invalid(f"{name} can't be blank")
     if kind == "str":
