@@ -66,43 +66,60 @@ _REQUEST_ID = {
     "X-Request-ID": {"description": "echoed when sent, otherwise generated", "schema": {}}
 }
 
-_PING_FIELDS: dict[str, Any] = {
-    "key": {**_RTB_KEY, "description": "the campaign's RTB key (required)"},
-    "publisher_id": {"type": "string", "maxLength": 255, "description": "required, or source_id"},
-    "source_id": {"type": "string", "maxLength": 255, "description": "alias of publisher_id"},
-    "caller_number": {"type": "string", "description": "required; normalised to E.164"},
-    "inbound_number": {"type": "string", "description": "optional; normalised to E.164"},
+# Schemas describe the canonical ping (fields in the query string, as Retreaver documents
+# it); the same fields may also come in a JSON or form body, where they win. Patterns are
+# conservative subsets of what is accepted, so generated examples are valid requests:
+# caller_number accepts any valid number; the pattern is the US toll-free plan.
+_PHONE = {
+    "type": "string",
+    "pattern": "^\\+1(800|833|844|855|866|877|888)[2-9][0-9]{6}$",
+    "description": "any valid phone number, normalised to E.164 (NANP ten digits get +1)",
 }
-
+_PUBLISHER = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,255}$"}
+_PING_FIELDS: dict[str, Any] = {
+    "key": {**_RTB_KEY, "description": "the campaign's RTB key"},
+    "publisher_id": {**_PUBLISHER, "description": "or its alias source_id"},
+    "caller_number": _PHONE,
+}
+_PING_OPTIONAL: dict[str, Any] = {
+    "inbound_number": {
+        **_PHONE,
+        "pattern": "^(|\\+1(800|833|844|855|866|877|888)[2-9][0-9]{6})$",
+        "description": "optional (empty means absent); normalised to E.164",
+    },
+}
+_TAG_VALUE = {"type": "string", "maxLength": 1024, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}
 _PING_BODY = {
     "type": "object",
-    "description": "fields as in the query; any other member is a tag (scalar only, <= 100)",
-    "properties": _PING_FIELDS,
-    "additionalProperties": {
-        "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
-    },
+    "description": "any field of the query; every other member is a tag (scalar only)",
+    "properties": {**_PING_FIELDS, **_PING_OPTIONAL, "source_id": _PUBLISHER},
+    "propertyNames": {"pattern": "^[A-Za-z0-9_.\\-]{1,64}$"},
+    "maxProperties": 100,
+    "additionalProperties": _TAG_VALUE,
 }
 
 _CONFIRM_FIELDS: dict[str, Any] = {
-    "key": {**_RTB_KEY, "description": "the campaign's RTB key (required)"},
+    "key": {**_RTB_KEY, "description": "the campaign's RTB key"},
     "status": {"type": "string", "enum": ["confirmed"]},
 }
+_CONFIRM_BODY = {"type": "object", "properties": _CONFIRM_FIELDS, "additionalProperties": False}
 
 
-def _query(fields: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"name": name, "in": "query", "required": False, "schema": schema}
-        for name, schema in fields.items()
+def _query(required: dict[str, Any], optional: dict[str, Any] | None = None) -> list[dict]:
+    out = [{"name": n, "in": "query", "required": True, "schema": s} for n, s in required.items()]
+    out += [
+        {"name": n, "in": "query", "required": False, "schema": s}
+        for n, s in (optional or {}).items()
     ]
+    return out
 
 
-def _body(properties: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "properties": properties}
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "required": False,
-        "description": "fields may also come from the query string; the body wins",
+        "description": "fields may also come in the body (JSON or form); the body wins",
         "content": {
-            "application/json": {"schema": _PING_BODY if "caller_number" in properties else schema},
+            "application/json": {"schema": schema},
             "application/x-www-form-urlencoded": {"schema": schema},
         },
     }
@@ -125,8 +142,8 @@ def _rtb_paths() -> dict[str, Any]:
         "summary": "Publisher ping: forwarded to Retreaver RTB or answered by the ping shield",
         "operationId": "createReservation",
         "tags": ["rtb"],
-        "parameters": _query(_PING_FIELDS),
-        "requestBody": _body(_PING_FIELDS),
+        "parameters": _query(_PING_FIELDS, _PING_OPTIONAL),
+        "requestBody": _body(_PING_BODY),
         "responses": {
             "200": {
                 **_json(
@@ -162,7 +179,7 @@ def _rtb_paths() -> dict[str, Any]:
             },
             *_query(_CONFIRM_FIELDS),
         ],
-        "requestBody": _body(_CONFIRM_FIELDS),
+        "requestBody": _body(_CONFIRM_BODY),
         "responses": {
             "200": _json(
                 "the reservation, confirmed; or {uuid, status: no-target}",
