@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=8081)
 
     sub.add_parser("check-config", help="print the effective configuration, secrets masked")
+
+    calls = sub.add_parser("calls", help="work with the Core API's call log")
+    calls_sub = calls.add_subparsers(dest="calls_command", required=True)
+    export = calls_sub.add_parser(
+        "export", help="every call in a date range as NDJSON or CSV (paged, resumable)"
+    )
+    from gateway.export import add_arguments
+
+    add_arguments(export)
     return parser
 
 
@@ -42,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sandbox":
         return _sandbox(args.host, args.port)
+    if args.command == "calls":
+        from gateway.export import main as export_main
+
+        return export_main(args)
     try:
         if args.command == "serve":
             settings = Settings.from_env(
