@@ -31,7 +31,7 @@ ROUTES: list[tuple[str, str, str, str, tuple[str, ...]]] = [
     (f"/campaigns/{C1.campaigns[0]['id']}", "", "campaign", "one", ("json", "xml")),
     (f"/campaigns/cid/{C1.campaigns[2]['cid']}", "", "campaign", "one", ("json", "xml")),
     ("/numbers", "", "number", "list", ("json", "xml")),
-    ("/numbers", "cid=0003&afid=0001", "number", "list", ("json", "xml")),
+    ("/numbers", "cid=111&afid=0001", "number", "list", ("json", "xml")),
     (f"/numbers/{C1.numbers[0]['id']}", "", "number", "one", ("json", "xml")),
     ("/number_pools", "", "number_pool", "list", ("json", "xml")),
     (f"/number_pools/{C1.number_pools[0]['id']}", "", "number_pool", "one", ("json", "xml")),
@@ -255,3 +255,11 @@ async def test_tag_value_reports(shared_sandbox: str, shared_client: httpx.Async
     assert sum(row["total_calls"] for row in values["data"]) == len(C1.calls)
     unindexed = (await shared_client.get(base + "&tag_value_key=unindexed_tag_value")).json()
     assert unindexed == {"count": 0, "count_total": 0, "data": []}
+
+
+async def test_credentials_are_checked_before_the_format(
+    shared_sandbox: str, shared_client: httpx.AsyncClient
+) -> None:
+    response = await shared_client.get(f"{shared_sandbox}/api/v2/calls.xml")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/json"

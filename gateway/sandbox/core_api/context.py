@@ -1,9 +1,9 @@
 """What every Core API handler starts from: format, credentials, the company's data.
 
 Order of checks, as a Rails app would run them: the route matched (else 404 before
-anything else), the extension is one the route offers (else 406), then ``api_key``
-(missing or unknown → 401) and ``company_id`` (one the key cannot reach → 403; none
-given → the key's active company, as ``/company.json`` documents).
+anything else), then ``api_key`` (missing or unknown → 401) and ``company_id`` (one the
+key cannot reach → 403; none given → the key's active company, as ``/company.json``
+documents), then the extension is one the route offers (else 406).
 """
 
 from __future__ import annotations
@@ -118,12 +118,13 @@ def endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         fmt = str(request.path_params.get("fmt", "json"))
-        if fmt not in formats:
-            return error("json", 406, MESSAGES[406])
+        offered = fmt in formats
         data = core_state(request).data
-        found = authenticate(request, data, fmt)
+        found = authenticate(request, data, fmt if offered else "json")
         if isinstance(found, Response):
             return found
+        if not offered:  # Rails' respond_to runs after the before_action that authenticates
+            return error("json", 406, MESSAGES[406])
         key, company_id = found
         return await handler(Ctx(request, fmt, data, key, company_id))
 

@@ -128,8 +128,8 @@ _CALLERS = (
     ("+12065550134", "98101", "WA", "SEATTLE", "US"),
 )
 _PEOPLE = (
-    ("Nancy", "Drew", "Acme"),
     ("Frank", "Hardy", "Bayport Leads"),
+    ("Nancy", "Drew", "Acme"),
     ("Joe", "Hardy", None),
     ("George", "Fayne", "Fayne Media"),
     ("Bess", "Marvin", None),
@@ -144,8 +144,8 @@ _TARGETS = (
     ("sip:intake@calls.example.com", "sip:intake@calls.example.com", "UTC"),
 )
 _CAMPAIGNS = (
-    ("0003", "SuperFuntime"),
-    ("111", "Retreaver Main - Sales & Support"),
+    ("111", "SuperFuntime"),
+    ("0003", "Retreaver Main - Sales & Support"),
     ("0044", "Auto Insurance Leads"),
     ("0001", "Home Services"),
 )
@@ -334,10 +334,11 @@ class _Seeder:
                 ("888", "877", "866", "855")[i % 4] if toll_free else ("647", "416", "212")[i % 3]
             )
             at = datetime(2012, 4, 18, 6, 5, 5, tzinfo=UTC) + timedelta(days=i, hours=company_id)
+            digits = f"+1{prefix}{rng.randrange(2_000_000, 9_999_999):07d}"
             data.numbers.append(
                 {
                     "id": next(self.number_ids),
-                    "number": f"+1{prefix}{rng.randrange(2_000_000, 9_999_999):07d}",
+                    "number": "+16479311232" if (company_id, i) == (1, 0) else digits,
                     "toll_free": toll_free,
                     "updated_at": iso_s(at + timedelta(days=15, hours=7)),
                     "created_at": iso_s(at),
@@ -379,6 +380,8 @@ class _Seeder:
                 mobile = f"+1800{rng.randrange(2_000_000, 9_999_999):07d}"
                 numbers.append({"number": mobile, "description": "Mobile", "id": next(self.ids)})
             name = " ".join(p for p in _PEOPLE[i % len(_PEOPLE)][:2])
+            if (company_id, i) == (1, 0):
+                numbers[0]["number"], name = "+18668987878", "Retreaver Support"
             data.contacts.append(
                 {
                     "id": next(self.contact_ids),
@@ -388,10 +391,12 @@ class _Seeder:
                     ],
                 }
             )
+        documented = ("+13213749611", "+13216065590", "+13216437667")
         for i in range(sizes.suppressed):
+            number = f"+1321{rng.randrange(2_000_000, 9_999_999):07d}"
             record: Record = {
                 "id": next(self.suppressed_ids),
-                "number": f"+1321{rng.randrange(2_000_000, 9_999_999):07d}",
+                "number": documented[i] if company_id == 1 and i < 3 else number,
                 "created_at": iso_ms(datetime(2024, 9, 30, 21, 9, 54, 769000, tzinfo=UTC)),
                 "can_resubscribe": True,
                 "company_id": company_id,
@@ -400,10 +405,11 @@ class _Seeder:
                 record["cid"] = data.campaigns[i % len(data.campaigns)]["cid"]
             data.suppressed_numbers.append(record)
         for i in range(sizes.static):
+            number = f"+1866{rng.randrange(2_000_000, 9_999_999):07d}"
             data.static_caller_numbers.append(
                 {
                     "id": next(self.static_ids),
-                    "number": f"+1866{rng.randrange(2_000_000, 9_999_999):07d}",
+                    "number": "+18668987878" if (company_id, i) == (1, 0) else number,
                     "created_at": iso_ms(
                         datetime(2013, 10, 2, 18, 36, 14, 166000, tzinfo=UTC) + timedelta(days=i)
                     ),
