@@ -58,7 +58,9 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
 )
 
 # Lines without any of these cannot match a pattern above: skip the work (access lines).
-_SUSPECT = re.compile(r"(?i)key|passw|pwd|token|secret|authorization|://")
+# Plain substring tests on the lowered line: a case-insensitive regex alternation costs
+# ~10 us per line, these ~1 us.
+_SUSPECTS = ("key", "passw", "pwd", "token", "secret", "authorization", "://")
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",
@@ -72,7 +74,8 @@ _encoder = msgspec.json.Encoder()
 
 def redact(text: str) -> str:
     """``text`` with every secret-looking value replaced by ``***``."""
-    if not _SUSPECT.search(text):
+    lowered = text.lower()
+    if not any(s in lowered for s in _SUSPECTS):
         return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
@@ -92,13 +95,23 @@ def _encodable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, list, dict)) else repr(value)
 
 
+_last_second: list[Any] = [-1, ""]
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
+    second = int(record.created)
+    if second != _last_second[0]:
+        _last_second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_last_second[1]}.{int(record.msecs):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, extra fields, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -145,6 +158,9 @@ LIBRARY_LOGGERS = (
 
 def configure(fmt: str = "json", level: str = "info", stream: IO[str] | None = None) -> None:
     """Send every logger through one handler on ``stream`` (stderr) with one formatter."""
+    # No formatter here prints file/line/function, so skip the stack walk that finds them
+    # for every record (the logging HOWTO's own advice; ~4 us per access line).
+    logging._srcfile = None  # type: ignore[attr-defined]
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
