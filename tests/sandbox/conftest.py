@@ -9,7 +9,8 @@ import httpx
 import pytest_asyncio
 
 from gateway.sandbox.app import create_sandbox_app
-from gateway.sandbox.core_api.data import CompanyData, seed
+from gateway.sandbox.core_api.data import CompanyData
+from gateway.sandbox.core_api.seeding import seed
 from tests.support.servers import serve_app
 
 KEY = "woofwoofwoof"

@@ -3,7 +3,7 @@
 It follows reference/retreaver-core-api.txt: every route there (reads and writes), in
 ``.json`` and ``.xml`` (``text/xml``, shaped like Rails' ``to_xml``) for the unversioned
 API and JSON only for ``/api/v2/calls`` and ``/api/v1/reports``; 25 per page with
-``Link`` headers; seeded, deterministic data (:mod:`.data`).
+``Link`` headers; seeded, deterministic data (:mod:`.seeding`).
 
 Seeded credentials (``?api_key=...&company_id=...``):
 

@@ -13,7 +13,8 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from gateway.sandbox.core_api.data import CoreData, seed
+from gateway.sandbox.core_api.data import CoreData
+from gateway.sandbox.core_api.seeding import seed
 
 DEFAULT_MAX_CONCURRENCY = 10
 
