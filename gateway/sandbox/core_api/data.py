@@ -125,3 +125,10 @@ def tag_values(ids: Iterator[int], tag_list: str) -> list[Record]:
             key, value = part[3:-3].split(":", 1)
             found.append({"key": key, "value": value, "operator": "==", "id": next(ids)})
     return found
+
+
+def seed() -> CoreData:
+    """The seeded data, as :func:`.seeding.seed` builds it (importable from here too)."""
+    from gateway.sandbox.core_api.seeding import seed as build
+
+    return build()
