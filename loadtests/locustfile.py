@@ -9,7 +9,8 @@ and each checks the answer against the contract, not just the status code.
 
 Everything a request sends is built once at start-up (phone numbers, tags, encodings),
 so Locust's CPU goes to sending, not to formatting. At the end the file writes a JSON
-summary (``LOADTEST_SUMMARY``): the shield keys of every valid ping it sent, ``X-Shield``
+summary (``LOADTEST_SUMMARY``): the shield keys of the valid pings it sent (attempted,
+and answered), ``X-Shield``
 counts per kind, whether repeats and bursts kept one reservation, and what the Core API
 answered, which ``loadtests/run`` compares with what the upstream actually received.
 
@@ -292,7 +293,8 @@ class Pools:
 
 @dataclass
 class Tally:
-    sent_keys: set[str] = field(default_factory=set)
+    attempted_keys: set[str] = field(default_factory=set)
+    answered_keys: set[str] = field(default_factory=set)
     x_shield: Counter[str] = field(default_factory=Counter)
     flag_errors: int = 0
     repeat_uuids: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
@@ -309,7 +311,8 @@ class Tally:
             "seed": SEED,
             "mix": MIX,
             "core_api_mode": CORE_API_MODE,
-            "valid_shield_keys": sorted(self.sent_keys),
+            "attempted_shield_keys": sorted(self.attempted_keys),
+            "answered_shield_keys": sorted(self.answered_keys),
             "x_shield": dict(self.x_shield),
             "shield_flag_errors": self.flag_errors,
             "repeat_callers_used": len(split),
@@ -360,7 +363,9 @@ def _pools() -> Pools:
 
 def _send_ping(user: FastHttpUser, ping: Ping, kind: str) -> str | None:
     """POST one valid ping, check the answer against the contract; return its uuid."""
-    TALLY.sent_keys.add(ping.shield_key)  # before sending: a stopped user may never see it
+    # Attempted before sending, answered after: a user stopped at the end of the run may
+    # have sent a ping whose answer it never read, or never sent one it meant to.
+    TALLY.attempted_keys.add(ping.shield_key)
     with user.client.post(
         ping.path,
         data=ping.body,
@@ -368,6 +373,7 @@ def _send_ping(user: FastHttpUser, ping: Ping, kind: str) -> str | None:
         name=f"POST /rtbs.json [{kind}]",
         catch_response=True,
     ) as resp:
+        TALLY.answered_keys.add(ping.shield_key)
         if resp.status_code != 200:
             resp.failure(f"status {resp.status_code}")
             return None
