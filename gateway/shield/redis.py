@@ -250,7 +250,20 @@ class RedisShieldStore:
         return 0
 
     async def start(self) -> None:
+        """Best effort: a Redis that is down at start-up is the breaker's business, not a
+        reason to refuse to serve. A cluster client learns the slot map before traffic
+        arrives (redis-py replaces its startup node when it first does, closing
+        connections that concurrent first commands are using), and the scripts are
+        loaded so the first burst does not meet ``NOSCRIPT``."""
         self._closing = False
+        try:
+            async with asyncio.timeout(max(self._timeout_s * 20, 1.0)):
+                if isinstance(self._client, RedisCluster):
+                    await self._client.initialize()
+                for script in (self._acquire, self._store, self._release, self._renew):
+                    await self._client.script_load(script.script)
+        except Exception as exc:
+            log.warning("shield store not reachable at start-up (%s)", type(exc).__name__)
         self._listener = asyncio.create_task(self._listen(), name="shield-events")
 
     async def close(self) -> None:
@@ -278,9 +291,13 @@ class RedisShieldStore:
                 result = await call
             outcome = "ok"
             return result
-        except _FAILURES as exc:
+        except Exception as exc:
+            # Anything the client raises, including its own bugs under a failing network,
+            # means "no answer from the store": the shield fails open either way.
             if isinstance(exc, TimeoutError | RedisTimeout):
                 outcome = "timeout"
+            elif not isinstance(exc, _FAILURES):
+                log.warning("unexpected shield store error on %s: %r", operation, exc)
             raise StoreUnavailable(operation, type(exc).__name__) from None
         finally:
             if self._observers is not None:
