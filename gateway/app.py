@@ -128,6 +128,9 @@ def create_app(
             await rtb.close()
             if guard_redis is not None:
                 await guard_redis.aclose()
+                pool = getattr(guard_redis, "connection_pool", None)
+                if pool is not None:  # a pool handed to Redis() is not closed with it
+                    await pool.disconnect()
             await metrics.close()
             log.info("stopped")
 

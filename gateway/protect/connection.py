@@ -72,6 +72,11 @@ _ANSWERS = {
 }
 
 
+# After a refusal, how long and how much input to read and discard before closing.
+LINGER_S = 2.0
+LINGER_BYTES = 256 * 1024
+
+
 class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; the answer is already chosen."""
 
@@ -87,6 +92,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_done = False
         self._refusal: str | None = None
+        self._discarded = 0
         self._request_timer: asyncio.TimerHandle | None = None
 
     # -- connection --------------------------------------------------------------------
@@ -105,7 +111,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         # uvicorn's own data_received, except that a parser error (ours or llhttp's)
         # gets the JSON refusal instead of uvicorn's plain-text 400 and warning log.
-        if self._refusal is not None:
+        if self._refusal is not None:  # lingering after a refusal: discard, bounded
+            self._discarded += len(data)
+            if self._discarded > LINGER_BYTES:
+                self.transport.close()
             return
         if self._request_timer is None and not self._in_request():
             self._arm()  # first byte of the next request on a kept-alive connection
@@ -183,9 +192,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         if self.on_refusal is not None:
             self.on_refusal(why)
-        if write and not self.transport.is_closing():
-            self.transport.write(_ANSWERS[why])
-        self.transport.close()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if write:
+            transport.write(_ANSWERS[why])
+        if write and transport.can_write_eof():
+            # Lingering close: closing with unread input makes the kernel send RST, which
+            # can destroy the answer before the client reads it (a client still sending
+            # its oversized head). Half-close, discard what still comes for a moment,
+            # then close.
+            transport.write_eof()
+            self._request_timer = self.loop.call_later(LINGER_S, transport.close)
+        else:
+            transport.close()
 
 
 def configure(

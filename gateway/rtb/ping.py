@@ -216,6 +216,8 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         data = _json_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError):
         raise GatewayError(400, "malformed_json", "the body is not valid JSON") from None
+    except UnicodeDecodeError:  # msgspec's error for invalid UTF-8 inside a JSON string
+        raise GatewayError(400, "bad_encoding", "the JSON body is not valid UTF-8") from None
     if not isinstance(data, dict):
         raise GatewayError(400, "malformed_json", "the JSON body must be an object")
     return data
