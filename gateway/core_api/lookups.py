@@ -110,12 +110,17 @@ class Lookups:
         await self.client.close()
 
 
+def per_process_concurrency(settings: Settings) -> int:
+    """The cap is per replica; ``--workers N`` processes share it (each at least 1)."""
+    return max(1, settings.core_api_max_concurrency // max(1, settings.workers))
+
+
 async def start_lookups(settings: Settings, metrics: Metrics) -> Lookups:
     """Build the Core API client and the lookup cache the settings ask for."""
     client = CoreApiClient(
         settings.core_api_url,
         settings.core_api_v2_url,
-        max_concurrency=settings.core_api_max_concurrency,
+        max_concurrency=per_process_concurrency(settings),
         timeout_s=settings.core_api_timeout_ms / 1000,
         max_retry_wait_s=settings.core_api_max_retry_wait_s,
         observe=metrics.observe_upstream("core_api"),
