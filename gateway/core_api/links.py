@@ -2,9 +2,15 @@
 
 A client that follows ``rel="next"`` must come back through the gateway, at the origin
 it used: its ``Host`` header, or ``X-Forwarded-Host``/``-Proto`` when the operator has
-said a trusted proxy sets them (``GATEWAY_TRUST_FORWARDED_HEADERS``). Only scheme and
-authority change; path and query stay as the upstream wrote them, because the gateway
-mirrors the Core API under the same paths.
+said a trusted proxy sets them (``GATEWAY_TRUST_FORWARDED_HEADERS``). Scheme and
+authority change; the path stays as the upstream wrote it, because the gateway mirrors
+the Core API under the same paths; the query stays too, except ``api_key``.
+
+The ``api_key`` is taken out of every Link URL the gateway writes: a Link header travels
+further than the request that earned it (proxy logs, browser history, bug reports), and
+no secret may appear in a header the gateway creates. A client that follows
+``rel="next"`` adds its key again, as it did on the first page (``gateway calls
+export`` does). ``company_id`` and every other parameter stay.
 
 Answers are cached with the upstream's own ``Link`` and rewritten per request, so one
 client's ``Host`` never leaks into another client's answer.
@@ -13,7 +19,7 @@ client's ``Host`` never leaks into another client's answer.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from starlette.types import Scope
 
@@ -58,8 +64,21 @@ def client_origin(scope: Scope, *, trust_forwarded: bool) -> str:
     return f"{scheme}://{host}"
 
 
+SECRET_PARAMS = frozenset({"api_key"})
+
+
+def without_secrets(query: str) -> str:
+    """``query`` minus its ``api_key`` parameters, every other byte as it was."""
+    kept = [
+        pair
+        for pair in query.split("&")
+        if unquote_plus(pair.split("=", 1)[0]).strip().lower() not in SECRET_PARAMS
+    ]
+    return "&".join(kept)
+
+
 def rewrite_link(value: str, origin: str) -> str:
-    """Every absolute URL in a ``Link`` value re-pointed at ``origin``; the rest untouched."""
+    """Every URL in a ``Link`` value re-pointed at ``origin``, without ``api_key``."""
     parts = urlsplit(origin)
 
     def repoint(match: re.Match[str]) -> str:
@@ -67,12 +86,12 @@ def rewrite_link(value: str, origin: str) -> str:
         try:
             target = urlsplit(url)
         except ValueError:
-            return match.group(0)
+            return "<>"
+        query = without_secrets(target.query)
         if not target.scheme or not target.netloc:
-            return match.group(0)
-        rebuilt = urlunsplit(
-            (parts.scheme, parts.netloc, target.path, target.query, target.fragment)
-        )
+            rebuilt = urlunsplit(("", "", target.path, query, target.fragment))
+        else:
+            rebuilt = urlunsplit((parts.scheme, parts.netloc, target.path, query, target.fragment))
         return f"<{rebuilt}>"
 
     return _LINK_URL.sub(repoint, value)

@@ -44,24 +44,34 @@ def test_a_malformed_host_falls_back_to_the_server_address(host: str) -> None:
     assert client_origin(scope, trust_forwarded=True) == "http://10.0.0.5:8080"
 
 
-def test_link_urls_point_at_the_origin_keeping_path_and_query() -> None:
+def test_link_urls_point_at_the_origin_keeping_path_and_query_but_not_the_key() -> None:
     upstream = (
         '<https://retreaver.com/calls.json?api_key=woof&company_id=1&page=6996>; rel="last", '
         '<https://retreaver.com/calls.json?api_key=woof&company_id=1&page=2>; rel="next"'
     )
     assert rewrite_link(upstream, "http://gw.example:8080") == (
-        '<http://gw.example:8080/calls.json?api_key=woof&company_id=1&page=6996>; rel="last", '
-        '<http://gw.example:8080/calls.json?api_key=woof&company_id=1&page=2>; rel="next"'
+        '<http://gw.example:8080/calls.json?company_id=1&page=6996>; rel="last", '
+        '<http://gw.example:8080/calls.json?company_id=1&page=2>; rel="next"'
     )
 
 
-def test_relative_link_urls_are_left_alone() -> None:
-    value = '</calls.json?page=2>; rel="next"'
-    assert rewrite_link(value, "https://gw") == value
+def test_relative_link_urls_keep_their_place_and_lose_the_key() -> None:
+    assert rewrite_link('</calls.json?page=2>; rel="next"', "https://gw") == (
+        '</calls.json?page=2>; rel="next"'
+    )
+    assert rewrite_link('</calls.json?page=2&api_key=k>; rel="next"', "https://gw") == (
+        '</calls.json?page=2>; rel="next"'
+    )
+
+
+@pytest.mark.parametrize("spelling", ["api_key", "API_KEY", "api%5Fkey", "api_key%20"])
+def test_every_spelling_of_the_key_is_removed(spelling: str) -> None:
+    value = f'<https://retreaver.com/calls.json?{spelling}=s3cret&page=2>; rel="next"'
+    assert "s3cret" not in rewrite_link(value, "https://gw")
 
 
 def test_v2_paths_survive_rewriting() -> None:
     value = '<https://canary.retreaver.com/api/v2/calls.json?api_key=k&page=3>; rel="next"'
     assert rewrite_link(value, "https://gw") == (
-        '<https://gw/api/v2/calls.json?api_key=k&page=3>; rel="next"'
+        '<https://gw/api/v2/calls.json?page=3>; rel="next"'
     )
