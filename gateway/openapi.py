@@ -258,7 +258,8 @@ def _ops_paths() -> dict[str, Any]:
 
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-_MEDIA = {"json": "application/json", "xml": "application/xml"}
+# The reference serves XML as text/xml (and so does the sandbox); passed through as sent.
+_MEDIA = {"json": "application/json", "xml": "text/xml"}
 
 
 def _core_paths(
