@@ -1,25 +1,8 @@
 """The Redis shield store: one store shared by every replica.
 
-Every hot-path operation is one Lua script, so it is one round trip and atomic:
-
-``acquire``  lookup-or-lease: the stored answer, or a lease (``SET NX PX``) for exactly
-             one caller, or the holder's token; a waiter also learns here whether the
-             holder it waits on relayed an answer.
-``store``    first writer wins (``HSET`` + ``PEXPIRE``), then compare-and-delete of the
-             lease, then ``PUBLISH`` a wake-up if anyone is waiting (the waiters flag).
-``release``  leave the relayed answer for this token's waiters, compare-and-delete.
-``renew``    compare-and-``PEXPIRE``: a live holder keeps a short lease alive.
-``confirm``  rewrite (or drop) the stored copy if it is still that reservation, then
-             ``PUBLISH`` an invalidation for every replica's near-cache.
-
-Keys, all in the slot of their hash tag (see ``keys.py``)::
-
-    rtbgw:{<digest>}:a   hash  s (status) t (content type) b (shielded body)
-                               x (expires, epoch ms) u (uuid)
-    rtbgw:{<digest>}:l   lease token
-    rtbgw:{<digest>}:o   hash  k (token) + s t b: an answer relayed to that lease's waiters
-    rtbgw:{<digest>}:w   "someone is waiting": only then does a result get published
-    rtbgw:{<index>}:u    reservation uuid -> digest (for confirm)
+Every hot-path operation is one Lua script (``scripts.py``: what each does and the key
+layout), so one round trip, atomic, and cluster-safe: every key a script touches shares
+the hash tag of its shield digest.
 
 Failure is bounded, not retried: the socket, connect and pool-wait timeouts are all
 ``GATEWAY_REDIS_TIMEOUT_MS`` and redis-py's own retries are off (its defaults take ~60 s
@@ -63,96 +46,27 @@ from gateway.shield.base import (
 )
 from gateway.shield.entry import Entry
 from gateway.shield.memory import wall_ms
+from gateway.shield.scripts import (
+    ACQUIRE,
+    CHANNEL,
+    CONFIRM,
+    RELEASE,
+    RENEW,
+    STORE,
+    index_key,
+    shield_keys,
+)
 from gateway.shield.waiting import Wakeups, wait_settled
 from gateway.upstream.answer import UpstreamAnswer
 
 log = logging.getLogger("gateway.shield")
 
-CHANNEL = b"rtbgw:shield:events"
 HEARTBEAT_S = 0.5
 RECONNECT_MAX_S = 1.0
 
 # ``Metrics.observe_redis``: command name -> callback (outcome, seconds).
 ObserverFactory = Callable[[str], Callable[[str, float], None]]
 OPERATIONS = ("acquire", "store", "index", "release", "renew", "confirm")
-
-ACQUIRE = """
-local e = redis.call('HMGET', KEYS[1], 's', 't', 'b', 'x')
-if e[3] then
-  if tonumber(e[4]) > tonumber(ARGV[4]) then
-    return {1, e[1], e[2], e[3], e[4]}
-  end
-  redis.call('DEL', KEYS[1])
-end
-local holder = redis.call('GET', KEYS[2])
-if holder and holder == ARGV[3] then
-  redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
-  return {3, holder}
-end
-if ARGV[3] ~= '' then
-  local o = redis.call('HMGET', KEYS[3], 'k', 's', 't', 'b')
-  if o[1] == ARGV[3] then
-    return {4, o[2], o[3], o[4]}
-  end
-end
-if not holder then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-  return {2}
-end
-redis.call('SET', KEYS[4], '1', 'PX', ARGV[5])
-return {3, holder}
-"""
-
-STORE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 's', ARGV[2], 't', ARGV[3], 'b', ARGV[4], 'x', ARGV[5], 'u', ARGV[6])
-  redis.call('PEXPIRE', KEYS[1], ARGV[7])
-  if KEYS[4] then
-    redis.call('SET', KEYS[4], ARGV[10], 'PX', ARGV[7])
-  end
-end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
-end
-if redis.call('DEL', KEYS[3]) == 1 then
-  redis.call('PUBLISH', ARGV[8], ARGV[9])
-end
-return 1
-"""
-
-RELEASE = """
-if ARGV[2] == '1' then
-  redis.call('HSET', KEYS[2], 'k', ARGV[1], 's', ARGV[3], 't', ARGV[4], 'b', ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
-end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-end
-if redis.call('DEL', KEYS[3]) == 1 then
-  redis.call('PUBLISH', ARGV[7], ARGV[8])
-end
-return 1
-"""
-
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-CONFIRM = """
-if redis.call('HGET', KEYS[1], 'u') ~= ARGV[1] then
-  return 0
-end
-if ARGV[2] == 'd' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HSET', KEYS[1], 's', ARGV[3], 't', ARGV[4], 'b', ARGV[5])
-end
-redis.call('PUBLISH', ARGV[6], ARGV[7])
-return 1
-"""
 
 _FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
@@ -187,15 +101,6 @@ def build_client(url: str, *, timeout_s: float, max_connections: int) -> Redis |
         **common,
     )
     return Redis(connection_pool=pool)
-
-
-def _keys(digest: str) -> tuple[str, str, str, str]:
-    base = "rtbgw:{" + digest + "}:"
-    return base + "a", base + "l", base + "o", base + "w"
-
-
-def _index_key(index: str) -> str:
-    return "rtbgw:{" + index + "}:u"
 
 
 def _answer(status: bytes, content_type: bytes, body: bytes) -> UpstreamAnswer:
@@ -321,7 +226,8 @@ class RedisShieldStore:
         reply = await self._call(
             "acquire",
             self._acquire(
-                keys=_keys(digest), args=(token, lease_ms, holder, now_ms, max(lease_ms * 2, 1000))
+                keys=shield_keys(digest),
+                args=(token, lease_ms, holder, now_ms, max(lease_ms * 2, 1000)),
             ),
         )
         kind = reply[0]
@@ -348,15 +254,15 @@ class RedisShieldStore:
         )
 
     async def renew(self, digest: str, token: str, lease_ms: int) -> bool:
-        lease = _keys(digest)[1]
+        lease = shield_keys(digest)[1]
         return bool(await self._call("renew", self._renew(keys=(lease,), args=(token, lease_ms))))
 
     async def store(self, digest: str, token: str, entry: Entry, index: str) -> None:
         ttl_ms = entry.expires_ms - self._clock_ms()
-        answer_key, lease, _, waiters = _keys(digest)
+        answer_key, lease, _, waiters = shield_keys(digest)
         keys = [answer_key, lease, waiters]
         if index and not self._cluster:
-            keys.append(_index_key(index))
+            keys.append(index_key(index))
         answer = entry.answer
         await self._call(
             "store",
@@ -377,12 +283,10 @@ class RedisShieldStore:
             ),
         )
         if index and self._cluster:
-            await self._call(
-                "index", self._client.set(_index_key(index), digest, px=max(ttl_ms, 1))
-            )
+            await self._call("index", self._client.set(index_key(index), digest, px=max(ttl_ms, 1)))
 
     async def release(self, digest: str, token: str, relayed: UpstreamAnswer | None) -> None:
-        _, lease, relay, waiters = _keys(digest)
+        _, lease, relay, waiters = shield_keys(digest)
         if relayed is None:
             args: tuple[Any, ...] = (token, "0", "", "", "", RELAY_TTL_MS)
         else:
@@ -396,7 +300,7 @@ class RedisShieldStore:
         )
 
     async def confirm(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> str | None:
-        raw = await self._call("confirm", self._client.get(_index_key(index)))
+        raw = await self._call("confirm", self._client.get(index_key(index)))
         if raw is None:
             return None
         digest = raw.decode("ascii")
@@ -407,7 +311,7 @@ class RedisShieldStore:
         changed = await self._call(
             "confirm",
             self._confirm(
-                keys=(_keys(digest)[0],),
+                keys=(shield_keys(digest)[0],),
                 args=(*args, CHANNEL, b"i" + digest.encode("ascii")),
             ),
         )

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from gateway.rtb.ping import Ping
 from gateway.shield.keys import index_digest, ping_digest, shield_digest
-from gateway.shield.redis import _index_key, _keys
+from gateway.shield.scripts import index_key as _index_key
+from gateway.shield.scripts import shield_keys as _keys
 
 KEY = "7fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
 
