@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from gateway.bodies import read_body
 from gateway.rtb.ping import parse_confirmation, parse_ping
+from gateway.shield.base import X_SHIELD
 from gateway.state import Resources
 
 
@@ -39,19 +40,8 @@ async def create_reservation(request: Request) -> Response:
     return Response(
         answer.body,
         status_code=answer.status,
-        headers={"content-type": answer.content_type, "x-shield": _X_SHIELD[result]},
+        headers={"content-type": answer.content_type, "x-shield": X_SHIELD[result]},
     )
-
-
-# The metric tells a failed store call (error) from a skipped one (bypass); publishers
-# only need to know the shield was not used.
-_X_SHIELD = {
-    "hit": "hit",
-    "miss": "miss",
-    "coalesced": "coalesced",
-    "error": "bypass",
-    "bypass": "bypass",
-}
 
 
 async def confirm_reservation(request: Request) -> Response:

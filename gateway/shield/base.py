@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from gateway.errors import GatewayError
 from gateway.rtb.ping import Ping
 from gateway.shield.entry import Entry
 from gateway.upstream.answer import UpstreamAnswer
@@ -30,6 +31,16 @@ MISS = "miss"
 COALESCED = "coalesced"
 ERROR = "error"
 BYPASS = "bypass"
+
+# ``X-Shield`` for each result. The metric tells a failed store call (error) from a
+# skipped one (bypass); a publisher only needs to know the shield was not used.
+X_SHIELD = {HIT: "hit", MISS: "miss", COALESCED: "coalesced", ERROR: "bypass", BYPASS: "bypass"}
+
+
+def mark(exc: GatewayError, result: str) -> GatewayError:
+    """Give an error answer to a ping its ``X-Shield`` header too."""
+    exc.headers = {**(exc.headers or {}), "x-shield": X_SHIELD[result]}
+    return exc
 
 
 class Shield(Protocol):

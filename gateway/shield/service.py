@@ -62,6 +62,7 @@ from gateway.shield.base import (
     Forward,
     ShieldStore,
     StoreUnavailable,
+    mark,
 )
 from gateway.shield.breaker import Breaker
 from gateway.shield.entry import Entry, confirmed_answer, make_entry
@@ -159,7 +160,7 @@ class StoreShield:
                     settled = await asyncio.shield(flight)
             except TimeoutError:
                 self._count(COALESCED)
-                raise upstream_timeout("rtb") from None
+                raise mark(upstream_timeout("rtb"), COALESCED) from None
             if settled is None or settled.repeat is None:
                 continue  # the leader gave up without an answer: look again
             result = HIT if settled.result == HIT else COALESCED
@@ -203,7 +204,7 @@ class StoreShield:
             flight.set_result(settled)
         self._count(settled.result)
         if settled.error is not None:
-            raise settled.error
+            raise mark(settled.error, settled.result)
         assert settled.first is not None
         return settled.first, settled.result
 

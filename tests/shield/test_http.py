@@ -153,6 +153,7 @@ async def test_upstream_timeout_reaches_every_waiter_and_frees_the_lease(
         )
         assert {r.status_code for r in replies} == {504}
         assert {r.json()["error"] for r in replies} == {"upstream_timeout"}
+        assert Counter(r.headers["x-shield"] for r in replies) == {"miss": 1, "coalesced": 19}
         assert upstream_count(app) == 1
         after = await many.post(f"{gw}/rtbs.json?{PING}")
     assert (after.status_code, after.headers["x-shield"]) == (200, "miss")

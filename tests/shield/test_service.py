@@ -101,6 +101,7 @@ async def test_waiters_of_a_failed_lease_get_the_same_error(pair: ShieldPair) ->
     upstream.gate.set()
     with pytest.raises(GatewayError) as raised:
         await leader
+    assert raised.value.headers == {"x-shield": "miss"}
     results = await asyncio.gather(*waiters)
     assert upstream.calls == 1
     for answer, result in results:
@@ -154,6 +155,7 @@ async def test_no_waiter_outlives_its_own_deadline(pair: ShieldPair) -> None:
     with pytest.raises(GatewayError) as raised:
         await b.answer(PING, deadline, upstream)
     assert raised.value.status == 504
+    assert raised.value.headers == {"x-shield": "coalesced"}
     assert loop.time() >= deadline
     upstream.gate.set()
     await leader
