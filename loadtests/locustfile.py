@@ -562,11 +562,18 @@ def _lookup(user: FastHttpUser, path: str, name: str) -> Any:
 
 
 def _remember_next(name: str, link: str) -> None:
+    """Keep the next page's path and query, without credentials: the gateway does not
+    write ``api_key`` into Link URLs, so the client adds its own, as a real one would."""
     for part in link.split(","):
         if 'rel="next"' in part and "<" in part:
             url = part[part.index("<") + 1 : part.index(">")]
             split = urlsplit(url)
-            _NEXT_PAGE[name.split(" ")[1]] = f"{split.path}?{split.query}"
+            query = "&".join(
+                p
+                for p in split.query.split("&")
+                if p and not p.startswith(("api_key=", "company_id="))
+            )
+            _NEXT_PAGE[name.split(" ")[1]] = f"{split.path}?{_credentials(query)}"
 
 
 class LookupUser(FastHttpUser):
