@@ -11,6 +11,10 @@ caller can forget it:
   absent) and is retried while the total wait stays within ``max_retry_wait_s``;
   otherwise the 429 goes back to the caller with a ``Retry-After``. The semaphore is not
   held while waiting. Writes are never retried: a retried POST could create twice.
+- a 429 quiets the whole replica, not just the lookup that got it: until its
+  ``Retry-After`` has passed no request of any kind is sent. Lookups arriving meanwhile
+  wait it out when it fits their retry budget, else get a 429 with ``Retry-After`` from
+  the gateway itself, so a throttled upstream is never sent a request early.
 
 Errors are translated at this boundary, so callers see only an
 :class:`~gateway.upstream.answer.UpstreamAnswer` or a :class:`~gateway.errors.GatewayError`::
@@ -89,6 +93,8 @@ class CoreApiClient:
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        # Loop time before which nothing may be sent (the latest 429's Retry-After).
+        self._quiet_until = 0.0
         self.in_flight = 0
 
     async def start(self) -> None:
@@ -121,17 +127,34 @@ class CoreApiClient:
         url = self.url(upstream, path, query)
         waited = 0.0
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            quiet = self._quiet_for()
+            if quiet > 0:
+                if waited + quiet > self._max_retry_wait_s:
+                    return _throttled(quiet)
+                await asyncio.sleep(quiet + random.uniform(0, 0.05))
+                waited += quiet
+                continue
             answer = await self._attempt("GET", url, None, None)
             if answer.status != 429:
                 return answer
-            advised = retry_after_seconds(_header(answer, "Retry-After"))
-            wait = DEFAULT_RETRY_AFTER_S if advised is None else advised
+            wait = self._throttled_by(answer)
             if attempt == MAX_ATTEMPTS or waited + wait > self._max_retry_wait_s:
                 return _with_retry_after(answer, wait)
             # A little jitter so throttled lookups do not return as one burst.
             await asyncio.sleep(wait + random.uniform(0, 0.05))
             waited += wait
-        raise AssertionError("unreachable")
+        return _throttled(max(self._quiet_for(), DEFAULT_RETRY_AFTER_S))
+
+    def _quiet_for(self) -> float:
+        return max(0.0, self._quiet_until - asyncio.get_running_loop().time())
+
+    def _throttled_by(self, answer: UpstreamAnswer) -> float:
+        """Seconds the upstream asked for; every request of this replica waits them out."""
+        advised = retry_after_seconds(_header(answer, "Retry-After"))
+        wait = DEFAULT_RETRY_AFTER_S if advised is None else advised
+        until = asyncio.get_running_loop().time() + wait
+        self._quiet_until = max(self._quiet_until, until)
+        return wait
 
     async def send(
         self,
@@ -143,10 +166,12 @@ class CoreApiClient:
         content_type: str | None,
     ) -> UpstreamAnswer:
         """A write, forwarded once; a 429 goes straight back (with ``Retry-After``)."""
+        quiet = self._quiet_for()
+        if quiet > 0:
+            return _throttled(quiet)
         answer = await self._attempt(method, self.url(upstream, path, query), body, content_type)
         if answer.status == 429:
-            advised = retry_after_seconds(_header(answer, "Retry-After"))
-            return _with_retry_after(answer, DEFAULT_RETRY_AFTER_S if advised is None else advised)
+            return _with_retry_after(answer, self._throttled_by(answer))
         return answer
 
     async def _attempt(
@@ -208,6 +233,18 @@ def _with_retry_after(answer: UpstreamAnswer, wait: float) -> UpstreamAnswer:
     return UpstreamAnswer(
         answer.status, answer.body, answer.content_type, (*answer.headers, ("Retry-After", seconds))
     )
+
+
+_THROTTLED_BODY = (
+    b'{"error":"rate_limited","message":"the Core API asked the gateway to slow down; '
+    b'retry after the Retry-After header"}'
+)
+
+
+def _throttled(wait: float) -> UpstreamAnswer:
+    """The gateway's own 429, for a request it will not send while the upstream is quiet."""
+    seconds = str(max(1, math.ceil(wait)))
+    return UpstreamAnswer(429, _THROTTLED_BODY, "application/json", (("Retry-After", seconds),))
 
 
 def _describe(exc: BaseException) -> str:

@@ -175,12 +175,58 @@ async def test_a_429_longer_than_the_retry_budget_is_passed_on(
     )
     async with serve_gateway(core_api_max_retry_wait_s=5) as (url, _):
         throttled = await client.get(url + COMPANY)
-        after = await client.get(url + COMPANY)
+        during = await client.get(url + "/calls.json?" + AUTH)
     assert throttled.status_code == 429
     assert throttled.headers["retry-after"] == "30"
     assert throttled.json()["error"]  # the sandbox's own 429 body, untouched
-    assert after.status_code == 200  # a 429 is never cached
+    # While the upstream asked for quiet, nothing is sent: the gateway answers 429 itself.
+    assert during.status_code == 429
+    assert during.json()["error"] == "rate_limited"
+    assert 1 <= int(during.headers["retry-after"]) <= 30
+    assert len(core.received) == 1
+
+
+async def test_no_request_reaches_the_upstream_before_retry_after(
+    serve_gateway: ServeGateway,
+    sandbox: tuple[str, Any],
+    core: CoreApiState,
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post(
+        sandbox[0] + "/_sandbox/config", json={"core_api_429": 1, "core_api_retry_after_s": 1}
+    )
+    async with serve_gateway(core_api_max_retry_wait_s=5) as (url, _):
+        first = await client.get(f"{url}/calls.json?{AUTH}&page=1")
+        assert first.status_code == 200
+        # The 429 was the first request; the retry came only after Retry-After.
+        throttled_at = core.received[0]["at"]
+        assert core.received[0]["status"] == 429
+        assert core.received[1]["at"] - throttled_at >= 1.0
     assert len(core.received) == 2
+
+
+async def test_lookups_arriving_during_the_quiet_wait_it_out(
+    serve_gateway: ServeGateway,
+    sandbox: tuple[str, Any],
+    core: CoreApiState,
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post(
+        sandbox[0] + "/_sandbox/config", json={"core_api_429": 1, "core_api_retry_after_s": 1}
+    )
+    async with serve_gateway(core_api_max_retry_wait_s=5) as (url, _):
+        first = asyncio.create_task(client.get(f"{url}/calls.json?{AUTH}&page=1"))
+        while not core.received:
+            await asyncio.sleep(0.01)
+        others = await asyncio.gather(
+            *(client.get(f"{url}/calls.json?{AUTH}&page={p}") for p in (2, 3))
+        )
+        assert (await first).status_code == 200
+    assert [o.status_code for o in others] == [200, 200]
+    throttled_at = core.received[0]["at"]
+    later = [r["at"] - throttled_at for r in list(core.received)[1:]]
+    assert len(later) == 3
+    assert min(later) >= 1.0
 
 
 async def test_upstream_timeout_is_504_json(
