@@ -145,6 +145,11 @@ def serve(settings: Settings) -> int:
         timeout_graceful_shutdown=30,
         server_header=False,
         date_header=True,
+        # uvicorn trusts X-Forwarded-* from 127.0.0.1 by default; the gateway trusts them
+        # only when the operator says a proxy in front sets them (and then from any peer,
+        # since a cluster's proxy addresses are not known in advance).
+        proxy_headers=settings.trust_forwarded_headers,
+        forwarded_allow_ips="*" if settings.trust_forwarded_headers else None,
     )
     DrainingServer.drain_delay_s = settings.drain_delay_s
     if settings.workers == 1:
