@@ -18,8 +18,11 @@ async def gateway_processes(
         "GATEWAY_RTB_UPSTREAM_URL": upstream_url,
         # Access lines would fill the child's stderr pipe in a 5,000-request test.
         "GATEWAY_LOG_LEVEL": "warning",
-        # Semantics, not a busy CI box: a spurious Redis timeout would fail open.
-        "GATEWAY_REDIS_TIMEOUT_MS": "1000",
+        # These tests are about semantics on a busy CI box, where an event loop can stall
+        # for a second: a Redis call timing out there would (correctly) fail open, and a
+        # renewal arriving late would let a lease lapse. Failure handling has its own tests.
+        "GATEWAY_REDIS_TIMEOUT_MS": "5000",
+        "GATEWAY_SHIELD_LEASE_MS": "5000",
         "GATEWAY_RTB_TIMEOUT_MS": "10000",
         **extra,
     }

@@ -64,7 +64,7 @@ async def test_thousand_callers_five_duplicates_each_exactly_thousand_upstream_r
     callers = [f"1855848{i:04d}" for i in range(1000)]
     async with (
         gateway_processes(3, redis_server.url, url) as gws,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=300)) as session,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=150)) as session,
     ):
         jobs = [(c, gws[(i + d) % 3].url) for i, c in enumerate(callers) for d in range(5)]
         random.Random(7).shuffle(jobs)
@@ -87,7 +87,12 @@ async def test_killed_leaseholder_is_replaced_by_one_waiter_and_no_waiter_fails(
     received = app.state.sandbox.received
     slow = "&sandbox_delay_ms=1500"
     async with (
-        gateway_processes(3, redis_server.url, url) as (holder, b, c),
+        # A 1 s lease (the default): a waiter takes over about a second after the kill.
+        gateway_processes(3, redis_server.url, url, GATEWAY_SHIELD_LEASE_MS="1000") as (
+            holder,
+            b,
+            c,
+        ),
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session,
     ):
         doomed = asyncio.create_task(post(session, ping_url(holder.url, "18558485518", slow)))

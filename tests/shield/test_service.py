@@ -11,13 +11,16 @@ from datetime import UTC, datetime
 
 import msgspec
 import pytest
+from redis.asyncio import Redis
 
 from gateway.errors import GatewayError, upstream_unavailable
 from gateway.metrics import Metrics
 from gateway.rtb.ping import Ping
 from gateway.shield.breaker import Breaker
+from gateway.shield.keys import ping_digest
 from gateway.shield.memory import MemoryShieldStore
 from gateway.shield.redis import RedisShieldStore
+from gateway.shield.scripts import shield_keys
 from gateway.shield.service import StoreShield
 from gateway.upstream.answer import UpstreamAnswer
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
@@ -68,14 +71,32 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], within: float 
     raise AssertionError("condition not met in time")
 
 
-ShieldPair = tuple[StoreShield, StoreShield]
+class Pair:
+    """Two shields that must coalesce: one shield twice, or two replicas on one Redis."""
+
+    def __init__(self, a: StoreShield, b: StoreShield, redis_url: str) -> None:
+        self.a, self.b, self.redis_url = a, b, redis_url
+
+    async def waiting(self) -> None:
+        """Return once b's requests wait for a's lease (so none can arrive too late)."""
+        if self.a is self.b:
+            await asyncio.sleep(0)  # followers join the in-process flight when first run
+            return
+        # b's lead request found the lease held: it raised the waiters flag in Redis.
+        flag = shield_keys(ping_digest("key", PING))[3]
+        client = Redis.from_url(self.redis_url)
+        try:
+
+            async def flagged() -> bool:
+                return bool(await client.exists(flag))
+
+            await eventually(flagged)
+        finally:
+            await client.aclose()
 
 
 @pytest.fixture(params=["one-process", "two-replicas"])
-async def pair(
-    request: pytest.FixtureRequest, redis_server: RedisServer
-) -> AsyncIterator[ShieldPair]:
-    """Two shields that must coalesce: one shield twice, or two replicas on one Redis."""
+async def pair(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Pair]:
     shields = []
     for _ in range(1 if request.param == "one-process" else 2):
         store = RedisShieldStore.from_url(
@@ -85,19 +106,19 @@ async def pair(
     for shield in shields:
         await shield.start()
     try:
-        yield shields[0], shields[-1]
+        yield Pair(shields[0], shields[-1], redis_server.url)
     finally:
         for shield in shields:
             await shield.close()
 
 
-async def test_waiters_of_a_failed_lease_get_the_same_error(pair: ShieldPair) -> None:
-    a, b = pair
+async def test_waiters_of_a_failed_lease_get_the_same_error(pair: Pair) -> None:
+    a, b = pair.a, pair.b
     upstream = Upstream(upstream_unavailable("rtb", "connection refused or unreachable"))
     leader = asyncio.create_task(a.answer(PING, deadline_in(10), upstream))
     await upstream.called.wait()
     waiters = [asyncio.create_task(b.answer(PING, deadline_in(10), upstream)) for _ in range(20)]
-    await asyncio.sleep(0.05)  # let the waiters find the lease held (not required for the asserts)
+    await pair.waiting()
     upstream.gate.set()
     with pytest.raises(GatewayError) as raised:
         await leader
@@ -115,28 +136,28 @@ async def test_waiters_of_a_failed_lease_get_the_same_error(pair: ShieldPair) ->
     assert (result, again.calls, answer.status) == ("miss", 1, 200)
 
 
-async def test_unstorable_answer_is_relayed_unchanged(pair: ShieldPair) -> None:
-    a, b = pair
+async def test_unstorable_answer_is_relayed_unchanged(pair: Pair) -> None:
+    a, b = pair.a, pair.b
     upstream = Upstream(UpstreamAnswer(200, b'{"status":"no-target"}'))
     leader = asyncio.create_task(a.answer(PING, deadline_in(10), upstream))
     await upstream.called.wait()
     waiter = asyncio.create_task(b.answer(PING, deadline_in(10), upstream))
-    await asyncio.sleep(0.05)
+    await pair.waiting()
     upstream.gate.set()
     assert (await leader)[0].body == b'{"status":"no-target"}'
     answer, result = await waiter
     assert (answer.body, result, upstream.calls) == (b'{"status":"no-target"}', "coalesced", 1)
 
 
-async def test_cancelled_holder_is_replaced_by_one_waiter(pair: ShieldPair) -> None:
-    a, b = pair
+async def test_cancelled_holder_is_replaced_by_one_waiter(pair: Pair) -> None:
+    a, b = pair.a, pair.b
     first = Upstream()
     leader = asyncio.create_task(a.answer(PING, deadline_in(10), first))
     await first.called.wait()
     second = Upstream(UpstreamAnswer(200, reservation("0000ffc8-c1b4-4420-81d2-4bbd1a1e132e")))
     second.gate.set()
     waiters = [asyncio.create_task(b.answer(PING, deadline_in(10), second)) for _ in range(10)]
-    await asyncio.sleep(0.05)
+    await pair.waiting()
     leader.cancel()
     results = await asyncio.gather(*waiters)
     assert first.calls == 1
@@ -145,8 +166,8 @@ async def test_cancelled_holder_is_replaced_by_one_waiter(pair: ShieldPair) -> N
     assert len({msgspec.json.decode(a.body)["uuid"] for a, _ in results}) == 1
 
 
-async def test_no_waiter_outlives_its_own_deadline(pair: ShieldPair) -> None:
-    a, b = pair
+async def test_no_waiter_outlives_its_own_deadline(pair: Pair) -> None:
+    a, b = pair.a, pair.b
     upstream = Upstream()
     leader = asyncio.create_task(a.answer(PING, deadline_in(30), upstream))
     await upstream.called.wait()
