@@ -7,7 +7,8 @@ large body never sits in memory beyond the limit.
 
 from __future__ import annotations
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
+from starlette.types import Receive
 
 from gateway.errors import GatewayError
 
@@ -17,7 +18,11 @@ def too_large(limit: int) -> GatewayError:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    return await receive_body(request.receive, limit, request.headers.get("content-length"))
+
+
+async def receive_body(receive: Receive, limit: int, declared: str | None) -> bytes:
+    """The whole body from the ASGI ``receive`` channel, refused past ``limit`` bytes."""
     if declared is not None:
         if not declared.isdigit():
             raise GatewayError(400, "bad_request", "Content-Length is not a number")
@@ -25,12 +30,18 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError(400, "client_disconnected", "the client went away")
+        chunk = message.get("body", b"")
+        if chunk:
             size += len(chunk)
             if size > limit:
                 raise too_large(limit)
             chunks.append(chunk)
-    except ClientDisconnect:
-        raise GatewayError(400, "client_disconnected", "the client went away") from None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    if len(chunks) == 1:
+        return chunks[0]
+    return b"".join(chunks)
