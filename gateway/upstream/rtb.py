@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+from yarl import URL
 
 from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
 from gateway.protect.breaker import CircuitBreaker
@@ -52,7 +53,8 @@ class RtbClient:
     ) -> None:
         self._base = base_url.rstrip("/")
         self.breaker = breaker
-        self._reserve_url = self._base + "/rtbs.json"
+        # Parsed once: aiohttp would otherwise parse the URL string on every ping.
+        self._reserve_url = URL(self._base + "/rtbs.json", encoded=True)
         self._observe = observe
         self._max_connections = max_connections
         self._user_agent = user_agent
@@ -73,6 +75,9 @@ class RtbClient:
             skip_auto_headers=("Accept-Encoding",),
             raise_for_status=False,
             cookie_jar=aiohttp.DummyCookieJar(),
+            # The deadline is ours (asyncio.timeout in _send); aiohttp's own default
+            # (300 s total, 30 s connect) would only arm a second timer per request.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None),
         )
 
     async def close(self) -> None:
@@ -95,7 +100,9 @@ class RtbClient:
     async def confirm(self, uuid: str, method: str, body: bytes, deadline: float) -> UpstreamAnswer:
         return await self._send(method, f"{self._base}/rtbs/{uuid}.json", body, deadline)
 
-    async def _send(self, method: str, url: str, body: bytes, deadline: float) -> UpstreamAnswer:
+    async def _send(
+        self, method: str, url: str | URL, body: bytes, deadline: float
+    ) -> UpstreamAnswer:
         session = self._session
         if session is None:
             raise GatewayError(503, "not_ready", "the gateway is starting or stopping")
