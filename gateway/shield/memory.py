@@ -23,9 +23,12 @@ from gateway.shield.base import (
     Lookup,
     StoreEvents,
 )
-from gateway.shield.entry import Entry
+from gateway.shield.entry import Entry, Packed, pack, unpack
 from gateway.shield.waiting import Wakeups, wait_settled
 from gateway.upstream.answer import UpstreamAnswer
+
+_EXPIRES = 3  # positions in a Packed entry
+_UUID = 4
 
 
 def wall_ms() -> int:
@@ -51,7 +54,8 @@ class MemoryShieldStore:
     def __init__(self, max_entries: int = 1_000_000, clock_ms: Callable[[], int] = wall_ms):
         self._max = max(1, max_entries)
         self._clock_ms = clock_ms
-        self._entries: OrderedDict[str, tuple[Entry, str]] = OrderedDict()
+        # digest -> (packed entry, index digest): plain tuples the cycle GC ignores.
+        self._entries: OrderedDict[str, tuple[Packed, str]] = OrderedDict()
         self._index: dict[str, str] = {}
         self._leases: dict[str, _Lease] = {}
         self._relays: OrderedDict[str, _Relay] = OrderedDict()
@@ -78,9 +82,9 @@ class MemoryShieldStore:
     ) -> Lookup:
         found = self._entries.get(digest)
         if found is not None:
-            if found[0].expires_ms > now_ms:
+            if found[0][_EXPIRES] > now_ms:
                 self._entries.move_to_end(digest)
-                return Lookup(FOUND, entry=found[0])
+                return Lookup(FOUND, entry=unpack(found[0]))
             self._drop(digest)
         clock = self._clock_ms()
         lease = self._leases.get(digest)
@@ -121,7 +125,7 @@ class MemoryShieldStore:
 
     async def store(self, digest: str, token: str, entry: Entry, index: str) -> None:
         if digest not in self._entries:
-            self._entries[digest] = (entry, index)
+            self._entries[digest] = (pack(entry), index)
             if index:
                 self._index[index] = digest
             while len(self._entries) > self._max:
@@ -147,13 +151,14 @@ class MemoryShieldStore:
         if digest is None:
             return None
         found = self._entries.get(digest)
-        if found is None or found[0].uuid != uuid.lower():
+        if found is None or found[0][_UUID] != uuid.lower():
             return None
         if answer is None:
             self._drop(digest)
         else:
-            entry = found[0]
-            self._entries[digest] = (Entry(answer, entry.expires_ms, entry.uuid), found[1])
+            entry = unpack(found[0])
+            replaced = Entry(answer, entry.expires_ms, entry.uuid)
+            self._entries[digest] = (pack(replaced), found[1])
         return digest
 
     def _release_lease(self, digest: str, token: str) -> None:

@@ -13,33 +13,34 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from gateway.shield.entry import Entry
+from gateway.shield.entry import Entry, Packed, pack, unpack
 
 
 class NearCache:
     def __init__(self, size: int) -> None:
         self._size = size
-        self._data: OrderedDict[str, Entry] = OrderedDict()
+        # Packed tuples, not Entry objects: invisible to the cycle GC (see entry.py).
+        self._data: OrderedDict[str, Packed] = OrderedDict()
         self.generation = 0
 
     def __len__(self) -> int:
         return len(self._data)
 
     def get(self, digest: str, now_ms: int) -> Entry | None:
-        entry = self._data.get(digest)
-        if entry is None:
+        packed = self._data.get(digest)
+        if packed is None:
             return None
-        if entry.expires_ms <= now_ms:
+        if packed[3] <= now_ms:
             del self._data[digest]
             return None
         self._data.move_to_end(digest)
-        return entry
+        return unpack(packed)
 
     def put(self, digest: str, entry: Entry, generation: int) -> None:
         if generation != self.generation or self._size <= 0:
             return
         data = self._data
-        data[digest] = entry
+        data[digest] = pack(entry)
         data.move_to_end(digest)
         if len(data) > self._size:
             data.popitem(last=False)

@@ -251,7 +251,11 @@ class StoreShield:
     ) -> _Settled:
         """Forward as leaseholder; store the answer or relay it; always release."""
         store = self._store
-        keeper = asyncio.create_task(self._keep_lease(digest, token, deadline))
+        # Only a shared store's lease can outlive its holder (another replica may die);
+        # in process the lease covers the whole deadline and needs no renewing task.
+        keeper = (
+            asyncio.create_task(self._keep_lease(digest, token, deadline)) if store.shared else None
+        )
         try:
             answer = await forward()
         except GatewayError as exc:
@@ -264,7 +268,8 @@ class StoreShield:
             self._spawn(self._quietly(store.release(digest, token, None)))
             raise
         finally:
-            keeper.cancel()
+            if keeper is not None:
+                keeper.cancel()
         entry = make_entry(answer, self._clock_ms() / 1000, self._max_ttl_s)
         if entry is None:
             await self._quietly(store.release(digest, token, answer))
@@ -299,6 +304,8 @@ class StoreShield:
 
     def _lease_for(self, deadline: float) -> int:
         remaining_ms = (deadline - asyncio.get_running_loop().time()) * 1000
+        if not self._store.shared:
+            return int(max(1, remaining_ms + LEASE_MARGIN_MS))
         return int(max(1, min(self._lease_ms, remaining_ms + LEASE_MARGIN_MS)))
 
     # -- bookkeeping -----------------------------------------------------------------------
