@@ -99,7 +99,8 @@ def start_sandbox_thread(host: str = "127.0.0.1") -> str:
     """Serve the sandbox on a free loopback port in a daemon thread; return its URL."""
     from gateway.sandbox.app import create_sandbox_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, so asyncio sets TCP_NODELAY on accepted sockets (no delayed-ACK waits).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]

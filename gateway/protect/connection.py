@@ -30,6 +30,8 @@ uvicorn constructs protocols itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -99,6 +101,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and a
+        # socket bound elsewhere (uvicorn's --workers socket, an inherited one) has
+        # proto 0: answers written as head + body then wait ~40 ms for a delayed ACK.
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.connections) > self.max_connections:
             self._refuse("too_many_connections")
             return
