@@ -9,7 +9,9 @@ fast ``503 upstream_unavailable`` with ``Retry-After``; shielded answers still f
 Half-open: every ``open_s`` one request is let through as a probe, even while an earlier
 probe is still out (so an upstream that recovers while a probe hangs on a dead
 connection is noticed within ``open_s``, not after the probe's own deadline). Any
-success closes the breaker; a probe failure keeps it open for another ``open_s``.
+success closes the breaker; a failed probe changes nothing: the next probe is already
+due ``open_s`` after the last one went out (pushing it back from the failure would let
+a probe that hung for the whole deadline delay recovery by as much again).
 
 The in-flight cap (``max_in_flight``, the size of the connection pool) refuses a forward
 at once with ``503 overloaded`` instead of letting it queue for a pooled connection: a
@@ -19,7 +21,8 @@ States as a picture::
 
     closed ──(failures in a row)──▶ open ──(open_s passed: one probe)──▶ probing
       ▲                               ▲                                    │
-      └──────────(any success)────────┴───────(probe failed)───────────────┘
+      └──────────(any success)────────┴──(probe failed: next one open_s    ┘
+                                           after this one went out)
 """
 
 from __future__ import annotations
@@ -112,8 +115,6 @@ class CircuitBreaker:
             return
         self._consecutive += 1
         if self._open:
-            if probe:  # the probe failed: wait another open_s before the next one
-                self._next_probe = self._clock() + self.open_s
             return
         if self.threshold and self._consecutive >= self.threshold:
             self._open = True

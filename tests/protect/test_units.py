@@ -186,6 +186,24 @@ def test_breaker_opens_after_consecutive_failures_and_probes() -> None:
     assert breaker.in_flight == 0
 
 
+def test_a_probe_that_hangs_for_its_deadline_does_not_delay_the_next_one() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("rtb", failures=1, open_s=0.5, clock=clock)
+    breaker.release(False, breaker.acquire())
+    assert breaker.state == "open"
+    clock.now += 0.5
+    first = breaker.acquire()  # hangs on a dead connection
+    clock.now += 0.5
+    second = breaker.acquire()  # due while the first is still out
+    assert first
+    assert second
+    clock.now += 0.5
+    breaker.release(False, first)  # the first times out only now
+    third = breaker.acquire()  # still due open_s after the second went out
+    breaker.release(True, third)
+    assert breaker.state == "closed"
+
+
 def test_a_cancelled_call_teaches_the_breaker_nothing() -> None:
     breaker = CircuitBreaker("rtb", failures=2, clock=Clock())
     for _ in range(10):
