@@ -41,6 +41,7 @@ from yarl import URL
 from gateway.core_api.routes import Upstream
 from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.failures import describe
 
 Observer = Callable[[str, float], None]
 
@@ -207,7 +208,7 @@ class CoreApiClient:
             outcome = "timeout"
             raise upstream_timeout(NAME) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise upstream_unavailable(NAME, _describe(exc)) from None
+            raise upstream_unavailable(NAME, describe(exc)) from None
         finally:
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)
@@ -245,18 +246,3 @@ def _throttled(wait: float) -> UpstreamAnswer:
     """The gateway's own 429, for a request it will not send while the upstream is quiet."""
     seconds = str(max(1, math.ceil(wait)))
     return UpstreamAnswer(429, _THROTTLED_BODY, "application/json", (("Retry-After", seconds),))
-
-
-def _describe(exc: BaseException) -> str:
-    """A short reason without URLs (they carry the client's api_key)."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection refused or unreachable"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "connection closed before an answer"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "broken response body"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "malformed response"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    return type(exc).__name__

@@ -33,6 +33,7 @@ from yarl import URL
 from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
 from gateway.protect.breaker import CircuitBreaker
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.failures import describe
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -132,24 +133,9 @@ class RtbClient:
         except (aiohttp.ClientError, OSError) as exc:
             outcome = "error"
             verdict = False
-            raise upstream_unavailable("rtb", _describe(exc)) from None
+            raise upstream_unavailable("rtb", describe(exc)) from None
         finally:
             if breaker is not None:
                 breaker.release(verdict, probe)
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)
-
-
-def _describe(exc: BaseException) -> str:
-    """A short reason without URLs (they could carry a key in a query string)."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection refused or unreachable"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "connection closed before an answer"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "broken response body"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "malformed response"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
-    return type(exc).__name__
