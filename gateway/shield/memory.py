@@ -77,6 +77,14 @@ class MemoryShieldStore:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def peek(self, digest: str, now_ms: int) -> Entry | None:
+        """A live stored entry, without leasing: the in-process hit path, no awaits."""
+        found = self._entries.get(digest)
+        if found is None or found[0][_EXPIRES] <= now_ms:
+            return None
+        self._entries.move_to_end(digest)
+        return unpack(found[0])
+
     async def acquire(
         self, digest: str, token: str, lease_ms: int, now_ms: int, holder: str = ""
     ) -> Lookup:

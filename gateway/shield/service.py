@@ -115,6 +115,8 @@ class StoreShield:
         self._clock_ms = clock_ms
         self._breaker = breaker or Breaker()
         self._near = NearCache(near_cache_size) if store.shared and near_cache_size > 0 else None
+        # An in-process store answers a hit synchronously: no flight, token or lease.
+        self._peek = getattr(store, "peek", None) if not store.shared else None
         self._flights: dict[str, asyncio.Future[_Settled | None]] = {}
         # Lease tokens: unique per replica by a random prefix, then a counter; an
         # os.urandom call per ping (secrets.token_hex) showed in the hit path's profile.
@@ -149,6 +151,12 @@ class StoreShield:
         near = self._near
         if near is not None and self._store.events_live and self._breaker.closed:
             entry = near.get(digest, self._clock_ms())
+            if entry is not None:
+                self._count(HIT)
+                return entry.answer, HIT
+        peek = self._peek
+        if peek is not None and digest not in self._flights:
+            entry = peek(digest, self._clock_ms())
             if entry is not None:
                 self._count(HIT)
                 return entry.answer, HIT
