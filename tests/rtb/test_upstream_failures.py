@@ -22,7 +22,7 @@ async def test_slow_upstream_is_504_within_the_deadline(
 ) -> None:
     url, app = sandbox
     async with make_gateway(rtb_upstream_url=url, rtb_timeout_ms=200) as gw:
-        resp = await client.post(f"{gw}/rtbs.json?{PING}&sandbox_delay_ms=5000")
+        resp = await client.post(f"{gw}/rtbs.json?{PING}&sandbox_delay_ms=1500")
     assert resp.status_code == 504
     assert resp.json()["error"] == "upstream_timeout"
     assert len(app.state.sandbox.received) == 1
