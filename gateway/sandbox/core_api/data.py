@@ -132,3 +132,17 @@ def seed() -> CoreData:
     from gateway.sandbox.core_api.seeding import seed as build
 
     return build()
+
+
+def inherited_settings(campaign: Record) -> Record:
+    """A number's routing fields when it uses its campaign's settings, marked inherited
+    (the shape the reference shows for ``uses_campaign_settings: true``)."""
+    return {
+        "uses_campaign_settings": True,
+        "greeting": {**campaign["greeting"], "inherited": True},
+        "timers": [{**t["timer"], "inherited": True} for t in campaign["timers"]],
+        "menu_options": [
+            {"menu_option": {**m["menu_option"], "inherited": True}}
+            for m in campaign["menu_options"]
+        ],
+    }

@@ -16,7 +16,7 @@ from gateway.sandbox.core_api.attrs import (
 )
 from gateway.sandbox.core_api.builders import build_affiliate
 from gateway.sandbox.core_api.context import Ctx
-from gateway.sandbox.core_api.data import Record, iso_s
+from gateway.sandbox.core_api.data import Record, inherited_settings, iso_s
 from gateway.sandbox.core_api.reads import find
 
 _CAMPAIGN = {
@@ -153,13 +153,7 @@ def build_number(ctx: Ctx, attrs: dict[str, Any]) -> Record:
         "sid": coerce("sid", attrs.get("sid"), "str?"),
         "afid": afid,
         "cid": campaign["cid"],
-        "uses_campaign_settings": True,
-        "greeting": {**campaign["greeting"], "inherited": True},
-        "timers": [{**t["timer"], "inherited": True} for t in campaign["timers"]],
-        "menu_options": [
-            {"menu_option": {**m["menu_option"], "inherited": True}}
-            for m in campaign["menu_options"]
-        ],
+        **inherited_settings(campaign),
     }
     _apply_routing(ctx, record, attrs, False)
     return record

@@ -21,6 +21,7 @@ from gateway.sandbox.core_api.data import (
     Record,
     business_hours,
     caps,
+    inherited_settings,
     iso_ms,
     iso_s,
     tag_values,
@@ -227,13 +228,7 @@ class _Seeder:
                     "sid": _SIDS[i % len(_SIDS)],
                     "afid": affiliate["afid"],
                     "cid": campaign["cid"],
-                    "uses_campaign_settings": True,
-                    "greeting": {**campaign["greeting"], "inherited": True},
-                    "timers": [{**t["timer"], "inherited": True} for t in campaign["timers"]],
-                    "menu_options": [
-                        {"menu_option": {**m["menu_option"], "inherited": True}}
-                        for m in campaign["menu_options"]
-                    ],
+                    **inherited_settings(campaign),
                 }
             )
         for i in range(sizes.pools):
