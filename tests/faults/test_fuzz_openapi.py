@@ -13,10 +13,6 @@ expiry (tests/shield/test_memory_store.py) and rate limiting
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -33,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from gateway.openapi import build_spec, encoded_spec
 from tests.faults.conftest import FIGURES
-from tests.support.ports import free_port
+from tests.support.servers import GatewayProcess
 
 pytestmark = pytest.mark.slow
 
@@ -48,42 +44,14 @@ CHECKS = [
 TALLY = {"operations": set(), "requests": 0, "5xx": 0}
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-
-
 @pytest.fixture(scope="module")
 def gateway_url() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            "--sandbox",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env={**_env(), "GATEWAY_LOG_LEVEL": "warning", "GATEWAY_DRAIN_DELAY_S": "0"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    gw = GatewayProcess({"GATEWAY_LOG_LEVEL": "warning"}, "--sandbox")
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        yield url
+        gw.wait_ready()
+        yield gw.url
     finally:
-        proc.kill()
-        proc.wait(10)
+        gw.stop()
         FIGURES.append(("test_fuzz_openapi", "operations fuzzed", str(len(TALLY["operations"]))))
         FIGURES.append(("test_fuzz_openapi", "requests sent", str(TALLY["requests"])))
         FIGURES.append(("test_fuzz_openapi", "5xx answers", str(TALLY["5xx"])))
