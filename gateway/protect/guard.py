@@ -15,7 +15,12 @@ from gateway.errors import GatewayError
 from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
 from gateway.protect.ratelimit import RateLimiter, parse_limits, retry_after_header
 
-_FORBIDDEN = GatewayError(403, "forbidden", "this RTB key is not accepted by this gateway")
+
+
+def _forbidden() -> GatewayError:
+    # A fresh instance per refusal: a shared one would keep every raise's traceback
+    # (frames holding scope, body and ping) chained onto itself, growing without bound.
+    return GatewayError(403, "forbidden", "this RTB key is not accepted by this gateway")
 
 
 class Guard:
@@ -36,7 +41,7 @@ class Guard:
         """403 for a key outside the allow-list (when there is one)."""
         if self.allow_list is not None and not self.allow_list.allows(rtb_key):
             self._refused("forbidden_key")
-            raise _FORBIDDEN
+            raise _forbidden()
 
     async def admit_ping(self, rtb_key: str, publisher_id: str) -> None:
         """403 for an unknown key, 429 with ``Retry-After`` over a rate limit."""
