@@ -32,9 +32,11 @@ KNOWN_FIELDS = frozenset({"key", "publisher_id", "source_id", "caller_number", "
 
 _TAG_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _RTB_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
-# Control characters (CR, LF, NUL, DEL...) never belong in a field Retreaver will log,
-# store and match on; refusing them closes header/log injection through tags.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters never belong in a field Retreaver will log, store and match on:
+# C0 (CR, LF, NUL...), DEL, C1 (NEL U+0085...) and the Unicode line and paragraph
+# separators, which some log pipelines and JavaScript split lines on. Refusing them
+# closes header and log injection through tags and the publisher id.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 FORM = "application/x-www-form-urlencoded"
@@ -125,8 +127,12 @@ def validate_ping(fields: dict[str, Any]) -> Ping:
     if "publisher_id" not in fields and "source_id" not in fields:
         problems["publisher_id"] = "is required (or its alias source_id)"
     elif publisher is not None:
+        # Checked before strip(): str.strip() would quietly drop a trailing NEL or U+2028.
+        control = _CONTROL.search(publisher) is not None
         publisher = publisher.strip()
-        if not publisher:
+        if control:
+            problems[publisher_field] = "must not contain control characters"
+        elif not publisher:
             problems[publisher_field] = "must not be empty"
         elif len(publisher) > MAX_PUBLISHER:
             problems[publisher_field] = f"must be at most {MAX_PUBLISHER} characters"
