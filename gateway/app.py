@@ -99,6 +99,7 @@ def create_app(
             observe=metrics.observe_upstream("rtb"),
             user_agent=f"rtb-gateway/{__version__}",
             breaker=breaker,
+            max_answer_bytes=settings.rtb_max_answer_bytes,
         )
         guard, guard_redis = _guard(settings, metrics)
         shield = make_shield(settings, metrics)

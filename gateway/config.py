@@ -91,6 +91,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     rtb_timeout_ms: int = 3000
     rtb_max_connections: int = 512
+    # An upstream answer over these is refused (502) and its connection dropped.
+    rtb_max_answer_bytes: int = 1024 * 1024
+    core_api_max_answer_bytes: int = 16 * 1024 * 1024
 
     shield_scope: str = "key"
     shield_max_ttl_s: int = 3600
@@ -112,6 +115,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lookup_cache_ttl_s: float = 5.0
     lookup_cache_max_bytes: int = 32 * 1024 * 1024
     core_api_max_retry_wait_s: float = 5.0
+    # The longest an upstream 429 quiets the credentials that got it, whatever Retry-After says.
+    core_api_max_quiet_s: float = 60.0
     trust_forwarded_headers: bool = False
 
     # Protections (gateway/protect/): empty rate limit specs and no allowed keys = off.
@@ -165,6 +170,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_WORKERS", self.workers, upper=64)
         _positive("GATEWAY_RTB_TIMEOUT_MS", self.rtb_timeout_ms, upper=120_000)
         _positive("GATEWAY_RTB_MAX_CONNECTIONS", self.rtb_max_connections, upper=100_000)
+        _positive("GATEWAY_RTB_MAX_ANSWER_BYTES", self.rtb_max_answer_bytes, upper=64 * 1024**2)
+        _positive(
+            "GATEWAY_CORE_API_MAX_ANSWER_BYTES", self.core_api_max_answer_bytes, upper=1024**3
+        )
         _positive("GATEWAY_SHIELD_MAX_TTL_S", self.shield_max_ttl_s, upper=7 * 86400)
         _positive("GATEWAY_SHIELD_NEAR_CACHE_SIZE", self.shield_near_cache_size, allow_zero=True)
         _positive("GATEWAY_SHIELD_MEMORY_MAX_ENTRIES", self.shield_memory_max_entries)
@@ -183,6 +192,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive(
             "GATEWAY_CORE_API_MAX_RETRY_WAIT_S", self.core_api_max_retry_wait_s, allow_zero=True
         )
+        _positive("GATEWAY_CORE_API_MAX_QUIET_S", self.core_api_max_quiet_s, upper=3600)
         _positive("GATEWAY_DRAIN_DELAY_S", self.drain_delay_s, allow_zero=True, upper=3600)
         self._validate_protections()
         if self.shield_scope not in ("key", "publisher"):

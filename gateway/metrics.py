@@ -64,7 +64,7 @@ LATENCY_BUCKETS = (
 
 SHIELD_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
 UPSTREAMS = ("rtb", "core_api")
-UPSTREAM_OUTCOMES = ("ok", "5xx", "timeout", "error", "throttled")
+UPSTREAM_OUTCOMES = ("ok", "5xx", "timeout", "error", "throttled", "too_large")
 LOOKUP_CACHE_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
 REDIS_OUTCOMES = ("ok", "timeout", "error")
 # Why gateway/protect/ refused a request before it reached a handler or the upstream.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import pkgutil
 import types
 from pathlib import Path
@@ -63,7 +64,7 @@ def test_no_module_level_exception_instance_is_raised() -> None:
     assert offences == []
 
 
-def test_the_check_finds_a_shared_instance_and_spares_fresh_ones() -> None:
+def test_the_check_finds_a_shared_instance_and_spares_fresh_ones(tmp_path: Path) -> None:
     source = (
         "import errno\n"
         "SHARED = ValueError('once for all')\n"
@@ -73,9 +74,14 @@ def test_the_check_finds_a_shared_instance_and_spares_fresh_ones() -> None:
         "def klass():\n    raise KeyError\n"
         "def reraise():\n    try:\n        pass\n    except OSError as exc:\n        raise exc\n"
     )
-    namespace: dict[str, object] = {}
-    exec(compile(source, "<sample>", "exec"), namespace)
-    assert shared_raises(ast.parse(source), namespace) == [
+    path = tmp_path / "sample_module.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("sample_module", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert shared_raises(ast.parse(source), vars(module)) == [
         "4: raise SHARED",
         "6: raise SHARED from None",
     ]

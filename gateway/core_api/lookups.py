@@ -123,6 +123,8 @@ async def start_lookups(settings: Settings, metrics: Metrics) -> Lookups:
         max_concurrency=per_process_concurrency(settings),
         timeout_s=settings.core_api_timeout_ms / 1000,
         max_retry_wait_s=settings.core_api_max_retry_wait_s,
+        max_quiet_s=settings.core_api_max_quiet_s,
+        max_answer_bytes=settings.core_api_max_answer_bytes,
         observe=metrics.observe_upstream("core_api"),
         user_agent=f"rtb-gateway/{__version__}",
     )

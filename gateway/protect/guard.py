@@ -16,7 +16,6 @@ from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
 from gateway.protect.ratelimit import RateLimiter, parse_limits, retry_after_header
 
 
-
 def _forbidden() -> GatewayError:
     # A fresh instance per refusal: a shared one would keep every raise's traceback
     # (frames holding scope, body and ping) chained onto itself, growing without bound.

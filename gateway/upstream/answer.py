@@ -1,8 +1,22 @@
-"""What an upstream said, in the one shape the rest of the gateway passes around."""
+"""What an upstream said, in the one shape the rest of the gateway passes around.
+
+Also the two checks every upstream answer passes at the boundary, before anything
+(the ping shield, the lookup cache) decides to keep it:
+
+- its size: :func:`read_bounded` refuses an answer over the configured limit, from its
+  ``Content-Length`` before reading, else while reading, and drops the connection so
+  the rest of it is never read into the pool's buffers;
+- its headers: a value the gateway could not send on (not latin-1, or carrying CR, LF
+  or NUL) would fail only when the client's answer is written, after the shield stored
+  it, so every repeat would fail too. :func:`deliverable` finds them here instead.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+import aiohttp
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +31,61 @@ class UpstreamAnswer:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+
+class AnswerTooLarge(Exception):
+    """The upstream's answer is over the limit; its connection has been dropped."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"answer over {limit} bytes")
+        self.limit = limit
+
+
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or :class:`AnswerTooLarge` as soon as it is known to be over ``limit``.
+
+    A plain body whose ``Content-Length`` fits is read in one go (the hot path: a
+    reservation is a few hundred bytes); a chunked or compressed one is counted as it
+    arrives, so at most ``limit`` plus one chunk is ever held.
+    """
+    length = resp.content_length
+    if length is not None and length > limit:
+        _drop(resp)
+        raise AnswerTooLarge(limit)
+    if length is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            _drop(resp)
+            raise AnswerTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _drop(resp: aiohttp.ClientResponse) -> None:
+    # close(), not release(): the unread rest must not be drained into a pooled connection.
+    resp.close()
+
+
+_UNSENDABLE = re.compile("[\r\n\0]")
+
+
+def deliverable(value: str) -> bool:
+    """Can this header value be written to a client as it is?"""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return _UNSENDABLE.search(value) is None
+
+
+def content_type_for(value: str | None, body: bytes, default: str = "application/json") -> str:
+    """The upstream's ``Content-Type`` if it can be sent on, else a truthful stand-in."""
+    if value is None:
+        return default
+    if deliverable(value):
+        return value
+    return "application/json" if body.lstrip()[:1] in (b"{", b"[") else "application/octet-stream"

@@ -11,16 +11,24 @@ caller can forget it:
   absent) and is retried while the total wait stays within ``max_retry_wait_s``;
   otherwise the 429 goes back to the caller with a ``Retry-After``. The semaphore is not
   held while waiting. Writes are never retried: a retried POST could create twice.
-- a 429 quiets the whole replica, not just the lookup that got it: until its
-  ``Retry-After`` has passed no request of any kind is sent. Lookups arriving meanwhile
-  wait it out when it fits their retry budget, else get a 429 with ``Retry-After`` from
-  the gateway itself, so a throttled upstream is never sent a request early.
+- a 429 quiets the credentials that got it (a digest of the request's ``api_key`` /
+  ``key`` and ``Authorization``), not the replica: until its ``Retry-After`` (capped at
+  ``max_quiet_s``) has passed no request with those credentials is sent. Their lookups
+  arriving meanwhile wait it out when it fits their retry budget, else get a 429 with
+  ``Retry-After`` from the gateway itself; other clients' lookups go on within the
+  concurrency cap. One company's throttled key must not silence every other company
+  on the replica for the ten minutes its ``Retry-After`` may ask.
 
 Errors are translated at this boundary, so callers see only an
 :class:`~gateway.upstream.answer.UpstreamAnswer` or a :class:`~gateway.errors.GatewayError`::
 
     TimeoutError (queue + request over the timeout)   -> 504 upstream_timeout
     aiohttp.ClientError / OSError                     -> 502 bad_gateway
+    an answer over ``max_answer_bytes``               -> 502 bad_gateway (outcome
+                                                         ``too_large``, connection dropped)
+
+Kept headers the gateway could not send on (not latin-1, CR/LF/NUL) are dropped here,
+and such a ``Content-Type`` replaced, before the lookup cache stores the answer.
 
 Messages never contain URLs: a Core API URL carries the client's ``api_key``.
 """
@@ -28,20 +36,29 @@ Messages never contain URLs: a Core API URL carries the client's ``api_key``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import unquote_to_bytes
 
 import aiohttp
 from yarl import URL
 
 from gateway.core_api.routes import Upstream
 from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
-from gateway.upstream.answer import UpstreamAnswer
-from gateway.upstream.failures import describe
+from gateway.upstream.answer import (
+    AnswerTooLarge,
+    UpstreamAnswer,
+    content_type_for,
+    deliverable,
+    read_bounded,
+)
+from gateway.upstream.failures import describe, too_large
 
 Observer = Callable[[str, float], None]
 
@@ -50,6 +67,24 @@ DEFAULT_RETRY_AFTER_S = 1.0
 MAX_ATTEMPTS = 8
 # Upstream headers that travel back to the client besides Content-Type.
 KEPT_HEADERS = ("Link", "Retry-After")
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_QUIET_S = 60.0
+# Credentials quieted at once; past this the oldest quiet is forgotten (memory bound).
+MAX_QUIET_CREDENTIALS = 10_000
+_CREDENTIAL_PARAMS = frozenset({b"api_key", b"key"})
+
+
+def credentials_digest(query: bytes, authorization: str | None = None) -> bytes:
+    """Who is asking, as the upstream sees it: a digest of the credential parameters
+    (percent-decoded, so an escaped spelling is the same client) and ``Authorization``."""
+    digest = hashlib.blake2b(digest_size=16, person=b"gw-quiet-v1")
+    for part in sorted(query.split(b"&")):
+        name, _, value = part.partition(b"=")
+        if unquote_to_bytes(name.replace(b"+", b" ")) in _CREDENTIAL_PARAMS:
+            digest.update(name + b"=" + unquote_to_bytes(value.replace(b"+", b" ")) + b"\0")
+    if authorization:
+        digest.update(b"authorization:" + authorization.encode("utf-8", "surrogateescape"))
+    return digest.digest()
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -83,6 +118,8 @@ class CoreApiClient:
         max_concurrency: int = 4,
         timeout_s: float = 10.0,
         max_retry_wait_s: float = 5.0,
+        max_quiet_s: float = DEFAULT_MAX_QUIET_S,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         observe: Observer | None = None,
         user_agent: str = "rtb-gateway",
     ) -> None:
@@ -90,12 +127,14 @@ class CoreApiClient:
         self._max_concurrency = max_concurrency
         self._timeout_s = timeout_s
         self._max_retry_wait_s = max_retry_wait_s
+        self._max_quiet_s = max_quiet_s
+        self._max_answer_bytes = max_answer_bytes
         self._observe = observe
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
-        # Loop time before which nothing may be sent (the latest 429's Retry-After).
-        self._quiet_until = 0.0
+        # Credentials digest -> loop time before which nothing with them may be sent.
+        self._quiet: OrderedDict[bytes, float] = OrderedDict()
         self.in_flight = 0
 
     async def start(self) -> None:
@@ -123,12 +162,15 @@ class CoreApiClient:
             target += "?" + query.decode("ascii")
         return URL(target, encoded=True)
 
-    async def get(self, upstream: Upstream, path: str, query: bytes) -> UpstreamAnswer:
+    async def get(
+        self, upstream: Upstream, path: str, query: bytes, *, authorization: str | None = None
+    ) -> UpstreamAnswer:
         """GET, riding out 429s within the retry budget."""
         url = self.url(upstream, path, query)
+        who = credentials_digest(query, authorization)
         waited = 0.0
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            quiet = self._quiet_for()
+            quiet = self._quiet_for(who)
             if quiet > 0:
                 if waited + quiet > self._max_retry_wait_s:
                     return _throttled(quiet)
@@ -138,23 +180,46 @@ class CoreApiClient:
             answer = await self._attempt("GET", url, None, None)
             if answer.status != 429:
                 return answer
-            wait = self._throttled_by(answer)
+            wait = self._throttled_by(who, answer)
             if attempt == MAX_ATTEMPTS or waited + wait > self._max_retry_wait_s:
                 return _with_retry_after(answer, wait)
             # A little jitter so throttled lookups do not return as one burst.
             await asyncio.sleep(wait + random.uniform(0, 0.05))
             waited += wait
-        return _throttled(max(self._quiet_for(), DEFAULT_RETRY_AFTER_S))
+        return _throttled(max(self._quiet_for(who), DEFAULT_RETRY_AFTER_S))
 
-    def _quiet_for(self) -> float:
-        return max(0.0, self._quiet_until - asyncio.get_running_loop().time())
+    @property
+    def quieted(self) -> int:
+        """Credentials currently remembered as quieted (bounded by MAX_QUIET_CREDENTIALS)."""
+        return len(self._quiet)
 
-    def _throttled_by(self, answer: UpstreamAnswer) -> float:
-        """Seconds the upstream asked for; every request of this replica waits them out."""
+    def _quiet_for(self, who: bytes) -> float:
+        until = self._quiet.get(who)
+        if until is None:
+            return 0.0
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0:
+            del self._quiet[who]
+            return 0.0
+        return left
+
+    def _throttled_by(self, who: bytes, answer: UpstreamAnswer) -> float:
+        """Seconds the upstream asked for, capped; these credentials wait them out."""
         advised = retry_after_seconds(_header(answer, "Retry-After"))
         wait = DEFAULT_RETRY_AFTER_S if advised is None else advised
-        until = asyncio.get_running_loop().time() + wait
-        self._quiet_until = max(self._quiet_until, until)
+        wait = min(wait, self._max_quiet_s)
+        now = asyncio.get_running_loop().time()
+        quiet = self._quiet
+        quiet[who] = max(quiet.pop(who, 0.0), now + wait)
+        # Bounded upkeep per 429: forget a few lapsed quiets from the oldest end, then
+        # the oldest ones outright past the size cap.
+        for _ in range(8):
+            oldest = next(iter(quiet))
+            if quiet[oldest] > now or oldest == who:
+                break
+            del quiet[oldest]
+        while len(quiet) > MAX_QUIET_CREDENTIALS:
+            quiet.popitem(last=False)
         return wait
 
     async def send(
@@ -165,14 +230,17 @@ class CoreApiClient:
         query: bytes,
         body: bytes,
         content_type: str | None,
+        *,
+        authorization: str | None = None,
     ) -> UpstreamAnswer:
         """A write, forwarded once; a 429 goes straight back (with ``Retry-After``)."""
-        quiet = self._quiet_for()
+        who = credentials_digest(query, authorization)
+        quiet = self._quiet_for(who)
         if quiet > 0:
             return _throttled(quiet)
         answer = await self._attempt(method, self.url(upstream, path, query), body, content_type)
         if answer.status == 429:
-            return _with_retry_after(answer, self._throttled_by(answer))
+            return _with_retry_after(answer, self._throttled_by(who, answer))
         return answer
 
     async def _attempt(
@@ -191,19 +259,24 @@ class CoreApiClient:
                     async with session.request(
                         method, url, data=body, headers=headers, allow_redirects=False
                     ) as resp:
-                        payload = await resp.read()
+                        payload = await read_bounded(resp, self._max_answer_bytes)
                         kept = tuple(
                             (name, value)
                             for name in KEPT_HEADERS
-                            if (value := resp.headers.get(name)) is not None
+                            if (value := resp.headers.get(name)) is not None and deliverable(value)
                         )
-                        answer = UpstreamAnswer(
-                            resp.status, payload, resp.headers.get("Content-Type", ""), kept
+                        content_type = content_type_for(
+                            resp.headers.get("Content-Type"), payload, default=""
                         )
+                        answer = UpstreamAnswer(resp.status, payload, content_type, kept)
                 finally:
                     self.in_flight -= 1
             outcome = _outcome(answer.status)
             return answer
+        except AnswerTooLarge as exc:
+            outcome = "too_large"
+            detail = too_large(exc, "GATEWAY_CORE_API_MAX_ANSWER_BYTES")
+            raise upstream_unavailable(NAME, detail) from None
         except TimeoutError:
             outcome = "timeout"
             raise upstream_timeout(NAME) from None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from gateway.upstream.answer import AnswerTooLarge
+
 
 def describe(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -21,3 +23,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionResetError):
         return "connection reset"
     return type(exc).__name__
+
+
+def too_large(exc: AnswerTooLarge, setting: str) -> str:
+    return f"its answer was over {setting} ({exc.limit} bytes); the connection was dropped"

@@ -11,6 +11,11 @@ Error mapping happens here, at the boundary, so callers only ever see
     asyncio.TimeoutError (deadline spent)       -> 504 upstream_timeout
     aiohttp.ClientError / OSError (connect,
       reset, broken response)                   -> 502 bad_gateway
+    an answer over ``max_answer_bytes``         -> 502 bad_gateway (outcome ``too_large``;
+                                                   the connection is dropped, not pooled)
+
+A ``Content-Type`` the gateway could not send on (not latin-1, CR/LF/NUL) is replaced
+here, before the shield stores the answer: stored, it would fail every repeat.
 
 A POST is never retried once any byte of it may have been sent: a retried ping could
 reserve twice. The deadline is the caller's, absolute on the loop clock, so time already
@@ -32,12 +37,14 @@ from yarl import URL
 
 from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
 from gateway.protect.breaker import CircuitBreaker
-from gateway.upstream.answer import UpstreamAnswer
-from gateway.upstream.failures import describe
+from gateway.upstream.answer import AnswerTooLarge, UpstreamAnswer, content_type_for, read_bounded
+from gateway.upstream.failures import describe, too_large
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 Observer = Callable[[str, float], None]
+
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class RtbClient:
@@ -51,6 +58,7 @@ class RtbClient:
         observe: Observer | None = None,
         user_agent: str = "rtb-gateway",
         breaker: CircuitBreaker | None = None,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
     ) -> None:
         self._base = base_url.rstrip("/")
         self.breaker = breaker
@@ -58,6 +66,7 @@ class RtbClient:
         self._reserve_url = URL(self._base + "/rtbs.json", encoded=True)
         self._observe = observe
         self._max_connections = max_connections
+        self._max_answer_bytes = max_answer_bytes
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
@@ -121,11 +130,16 @@ class RtbClient:
                 async with session.request(
                     method, url, data=body, headers=_JSON_HEADERS, allow_redirects=False
                 ) as resp:
-                    payload = await resp.read()
-                    content_type = resp.headers.get("Content-Type", "application/json")
+                    payload = await read_bounded(resp, self._max_answer_bytes)
+                    content_type = content_type_for(resp.headers.get("Content-Type"), payload)
             outcome = "ok" if resp.status < 500 else "5xx"
             verdict = resp.status < 500
             return UpstreamAnswer(resp.status, payload, content_type)
+        except AnswerTooLarge as exc:
+            outcome = "too_large"
+            verdict = False
+            detail = too_large(exc, "GATEWAY_RTB_MAX_ANSWER_BYTES")
+            raise upstream_unavailable("rtb", detail) from None
         except TimeoutError:
             outcome = "timeout"
             verdict = False
