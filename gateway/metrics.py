@@ -174,6 +174,13 @@ class Metrics:
         )
         for result in LOOKUP_CACHE_RESULTS:
             self.lookup_cache.labels(result)
+        self.lookup_cache_bytes = Gauge(
+            "gateway_lookup_cache_bytes",
+            "Bytes held by the in-process lookup cache, as charged against "
+            "GATEWAY_LOOKUP_CACHE_MAX_BYTES (0 with the Redis cache)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.protect_refusals = Counter(
             "gateway_protect_refusals_total",
             "Requests refused by a protection (allow-list, rate limit, breaker, load shedding, "

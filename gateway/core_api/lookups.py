@@ -136,5 +136,7 @@ async def start_lookups(settings: Settings, metrics: Metrics) -> Lookups:
         timeout_s = max(settings.redis_timeout_s, REDIS_TIMEOUT_FLOOR_S)
         cache = RedisLookupCache(redis_client(settings.redis_url.reveal(), timeout_s))
     else:
-        cache = MemoryLookupCache(settings.lookup_cache_max_bytes)
+        memory = MemoryLookupCache(settings.lookup_cache_max_bytes)
+        metrics.track(metrics.lookup_cache_bytes, lambda: memory.used)
+        cache = memory
     return Lookups(client, cache, ttl_s=settings.lookup_cache_ttl_s, metrics=metrics)
