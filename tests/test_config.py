@@ -25,6 +25,9 @@ def test_defaults_are_the_contracts() -> None:
     assert s.max_body_bytes == 65536
     assert s.core_api_max_concurrency == 4
     assert s.drain_delay_s == 5
+    assert s.rtb_max_answer_bytes == 1024 * 1024
+    assert s.core_api_max_answer_bytes == 16 * 1024 * 1024
+    assert s.core_api_max_quiet_s == 60
     assert (s.log_format, s.log_level) == ("json", "info")
 
 
@@ -56,6 +59,11 @@ def test_environment_and_overrides() -> None:
         ("GATEWAY_CORE_API_ALLOW_WRITES", "maybe"),
         ("GATEWAY_DRAIN_DELAY_S", "nan"),
         ("GATEWAY_LOG_FORMAT", "xml"),
+        ("GATEWAY_RTB_MAX_ANSWER_BYTES", "0"),
+        ("GATEWAY_RTB_MAX_ANSWER_BYTES", "big"),
+        ("GATEWAY_CORE_API_MAX_ANSWER_BYTES", "-1"),
+        ("GATEWAY_CORE_API_MAX_QUIET_S", "0"),
+        ("GATEWAY_CORE_API_MAX_QUIET_S", "inf"),
     ],
 )
 def test_bad_values_name_their_variable(variable: str, value: str) -> None:
@@ -102,6 +110,9 @@ def test_check_config_prints_masked_settings() -> None:
     printed = msgspec.json.decode(result.stdout)
     assert printed["GATEWAY_REDIS_URL"] == "redis://:***@db:6379/0"
     assert printed["GATEWAY_RTB_TIMEOUT_MS"] == 3000
+    assert printed["GATEWAY_RTB_MAX_ANSWER_BYTES"] == 1048576
+    assert printed["GATEWAY_CORE_API_MAX_ANSWER_BYTES"] == 16777216
+    assert printed["GATEWAY_CORE_API_MAX_QUIET_S"] == 60.0
     assert "s3cr3t-pw" not in result.stdout + result.stderr
 
 

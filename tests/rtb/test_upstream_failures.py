@@ -13,6 +13,7 @@ import httpx
 from tests.conftest import RTB_KEY, MakeGateway
 from tests.support.ports import free_port
 from tests.support.raw_upstream import raw_upstream
+from tests.support.scripted_upstream import Reply, Seen, scripted_upstream
 
 PING = f"key={RTB_KEY}&publisher_id=pub&caller_number=%2B18558485518"
 
@@ -94,3 +95,41 @@ async def test_unreachable_upstream_is_502(
     assert body["error"] == "bad_gateway"
     assert "127.0.0.1" not in body["message"]
     assert RTB_KEY not in resp.text
+
+
+async def test_an_answer_over_the_limit_is_502_and_its_connection_is_not_reused(
+    make_gateway: MakeGateway, client: httpx.AsyncClient
+) -> None:
+    """Declared or chunked, an answer over GATEWAY_RTB_MAX_ANSWER_BYTES is refused and
+    the connection closed: the next ping gets a fresh connection and a clean answer."""
+    big = b'{"pad":"' + b"x" * 20_000 + b'"}'
+    reservation = b'{"status":"no-target"}'
+
+    # Neither big answer ever finishes: had its connection gone back to the pool, the
+    # next ping would wait on it until its deadline.
+    replies = iter(
+        [
+            Reply(body=big, unfinished=True),
+            Reply(body=big, chunked=True, unfinished=True),
+            Reply(body=reservation),
+        ]
+    )
+
+    def answer(_seen: Seen) -> Reply:
+        return next(replies)
+
+    async with (
+        scripted_upstream(answer) as upstream,
+        make_gateway(rtb_upstream_url=upstream.url, rtb_max_answer_bytes=10_000) as gw,
+    ):
+        declared = await client.post(f"{gw}/rtbs.json?{PING}")
+        chunked = await client.post(f"{gw}/rtbs.json?{PING}&t=chunked")  # a new caller
+        after = await client.post(f"{gw}/rtbs.json?{PING[:-1]}9")
+        connections = upstream.connections
+    for refused in (declared, chunked):
+        assert refused.status_code == 502
+        assert refused.json()["error"] == "bad_gateway"
+        assert "GATEWAY_RTB_MAX_ANSWER_BYTES" in refused.json()["message"]
+    assert after.status_code == 200
+    assert after.content == reservation
+    assert connections == 3  # neither refused connection went back to the pool

@@ -20,6 +20,7 @@ class Reply:
     body: bytes = b"{}"
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     chunked: bool = False  # send the body chunked, without a Content-Length
+    unfinished: bool = False  # never finish the answer: one byte short, or no last chunk
 
 
 @dataclass
@@ -36,9 +37,12 @@ class ScriptedUpstream:
     def __init__(self, script: Script) -> None:
         self.script = script
         self.seen: list[Seen] = []
+        self.connections = 0  # accepted so far
+        self._closed = asyncio.Event()
         self.url = ""
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, OSError):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -68,11 +72,15 @@ class ScriptedUpstream:
                 piece = view[start : start + CHUNK]
                 writer.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
                 await writer.drain()
-            writer.write(b"0\r\n\r\n")
+            if not reply.unfinished:
+                writer.write(b"0\r\n\r\n")
         else:
-            out.append(b"Content-Length: %d\r\n\r\n" % len(reply.body))
+            length = len(reply.body) + int(reply.unfinished)
+            out.append(b"Content-Length: %d\r\n\r\n" % length)
             writer.write(b"".join(out) + reply.body)
         await writer.drain()
+        if reply.unfinished:
+            await self._closed.wait()  # the client must hang up; nothing more comes
 
 
 @contextlib.asynccontextmanager
@@ -83,6 +91,7 @@ async def scripted_upstream(script: Script) -> AsyncIterator[ScriptedUpstream]:
     try:
         yield upstream
     finally:
+        upstream._closed.set()
         server.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 2)
