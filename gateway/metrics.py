@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +36,10 @@ from prometheus_client import values as _prom_values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from gateway import __version__
+from gateway import __version__, stats_share
 from gateway.stats import RollingStats, current_request
+
+log = logging.getLogger("gateway")
 
 # Seconds. Edges at 2 ms (gateway-added p99 SLO), 25/50 ms (hit/forward p99 SLOs),
 # 3 s (the default RTB deadline).
@@ -228,7 +232,7 @@ class Metrics:
             child.observe(seconds)
             ctx = current_request.get()
             if ctx is not None:
-                ctx.add_upstream(seconds)
+                ctx.add_upstream(seconds, outcome != "ok")
 
         return observe
 
@@ -286,8 +290,9 @@ class Metrics:
 
     async def start(self, interval_s: float = 1.0) -> None:
         """In multiprocess mode, push sampled values every ``interval_s`` (others can't read
-        this worker's objects at scrape time)."""
-        if self.multiprocess_dir is not None and self._sampled and self._pusher is None:
+        this worker's objects at scrape time), and share this worker's ``/stats`` rings
+        (gateway/stats_share.py)."""
+        if self.multiprocess_dir is not None and self._pusher is None:
             self._pusher = asyncio.create_task(self._push(interval_s), name="metrics-push")
 
     async def close(self) -> None:
@@ -296,11 +301,26 @@ class Metrics:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pusher
             self._pusher = None
+        if self.multiprocess_dir is not None:
+            stats_share.remove(self.multiprocess_dir, os.getpid())
 
     async def _push(self, interval_s: float) -> None:
+        directory = self.multiprocess_dir
+        assert directory is not None
         while True:
             self.refresh()
+            try:
+                data = stats_share.encode(self.stats)
+                await asyncio.to_thread(stats_share.write, directory, data)
+            except OSError as exc:  # a full or vanished directory must not stop the pushes
+                log.warning("could not share /stats", extra={"error": str(exc)})
             await asyncio.sleep(interval_s)
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """``RollingStats.snapshot`` over every live worker of this replica."""
+        if self.multiprocess_dir is None:
+            return self.stats.snapshot()
+        return self.stats.snapshot(stats_share.read_peers(self.multiprocess_dir))
 
     def render(self) -> bytes:
         self.refresh()

@@ -163,7 +163,7 @@ class RequestMiddleware:
             hist = self._durations[route] = self.metrics.http_duration.labels(route)
         hist.observe(elapsed)
         shield = scope.get("shield_result")
-        self.stats.record(route, status, elapsed, shield, ctx.upstream_seconds)
+        self.stats.record(route, status, elapsed, shield, ctx.upstream_seconds, ctx.upstream_errors)
         if self.log_access and access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 "request",

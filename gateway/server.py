@@ -189,16 +189,17 @@ def _multiprocess_metrics_dir() -> tuple[str, bool]:
     if not path:
         path = tempfile.mkdtemp(prefix="rtb-gateway-metrics-")
     os.makedirs(path, exist_ok=True)
-    for stale in glob.glob(os.path.join(path, "*.db")):
-        os.remove(stale)
+    for pattern in ("*.db", "stats-*.json"):  # metric values, /stats rings (stats_share)
+        for stale in glob.glob(os.path.join(path, pattern)):
+            os.remove(stale)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     log.info("multiprocess metrics", extra={"dir": path})
     return path, owned
 
 
 class _MetricsProcess(multiprocess_Process):
-    """A uvicorn worker whose live gauges (in flight, pool, store size) are dropped once it
-    has exited, so a dead or replaced worker stops adding to them."""
+    """A uvicorn worker whose live gauges (in flight, pool, store size) and ``/stats`` file
+    are dropped once it has exited, so a dead or replaced worker stops adding to them."""
 
     def join(self) -> None:
         super().join()
@@ -206,7 +207,12 @@ class _MetricsProcess(multiprocess_Process):
         if pid is not None:
             from prometheus_client import multiprocess as prom_multiprocess
 
+            from gateway import stats_share
+
             prom_multiprocess.mark_process_dead(pid)
+            directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+            if directory:
+                stats_share.remove(directory, pid)
 
 
 def _with(settings: Settings, **changes: object) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from gateway.stats import EDGES, RollingStats, quantile
@@ -86,3 +87,55 @@ def test_values_past_the_last_edge_use_the_max() -> None:
     stats.record("/r", 200, 120.0)
     latency = stats.snapshot()["windows"]["10s"]["/r"]["latency_ms"]
     assert EDGES[-1] * 1000 < latency["p99"] <= latency["max"] == 120000.0
+
+
+def test_series_has_one_value_a_second_ending_now() -> None:
+    clock = Clock(1000.0)
+    stats = RollingStats(clock)
+    clock.now = 1100.3
+    stats.record("/r", 200, 0.004)
+    stats.record("/r", 502, 0.004)
+    clock.now = 1102.7
+    stats.record("/r", 200, 0.001)
+    series = stats.snapshot()["series"]["routes"]["/r"]
+    assert len(series["requests"]) == 60
+    assert series["requests"][-3:] == [2, 0, 1]
+    assert series["errors"][-3:] == [1, 0, 0]
+    assert series["p50_ms"][-2] is None
+    assert series["p99_ms"][-1] == pytest.approx(1.0, rel=0.2)
+    assert sum(series["requests"]) == 3
+
+
+def test_peers_exports_add_up_second_by_second() -> None:
+    """Two workers on one clock: the merged snapshot is as if one process saw it all."""
+    clock = Clock(1000.0)
+    mine, theirs, both = RollingStats(clock), RollingStats(clock), RollingStats(clock)
+    clock.now = 1030.5
+    for i in range(30):
+        stats = mine if i % 3 else theirs
+        status, shield = (502, "error") if i % 10 == 0 else (200, "miss")
+        for s in (stats, both):
+            s.record("/rtbs.json", status, 0.001 * (i + 1), shield, 0.0005, int(status >= 500))
+        if i % 7 == 0:
+            clock.now += 1
+    theirs.record("/readyz", 200, 0.0002)
+    both.record("/readyz", 200, 0.0002)
+    wire = msgspec.json.decode(msgspec.json.encode(theirs.export()))  # through JSON, as shared
+    merged = mine.snapshot([wire])
+    alone = both.snapshot()
+    assert merged["workers"] == 2
+    assert alone["workers"] == 1
+    assert merged["windows"] == alone["windows"]
+    assert merged["series"] == alone["series"]
+    assert merged["windows"]["60s"]["/rtbs.json"]["upstream"]["errors"] == 3
+    assert merged["windows"]["60s"]["/rtbs.json"]["status"] == {"ok": 27, "4xx": 0, "5xx": 3}
+
+
+def test_a_peers_old_seconds_are_left_out() -> None:
+    clock = Clock(1000.0)
+    mine, theirs = RollingStats(clock), RollingStats(clock)
+    theirs.record("/r", 200, 0.001)
+    wire = theirs.export()
+    clock.now = 1061.0  # their second is now more than a minute old
+    mine.record("/r", 200, 0.001)
+    assert mine.snapshot([wire])["windows"]["60s"]["/r"]["requests"] == 1
