@@ -35,7 +35,7 @@ from gateway.rtb.endpoints import RtbFastLane, confirm_reservation, create_reser
 from gateway.shield.base import Shield
 from gateway.shield.build import build_shield
 from gateway.state import Resources
-from gateway.stats import stats_endpoint
+from gateway.status import stats_endpoint, status_endpoint
 from gateway.upstream.rtb import RtbClient
 
 log = logging.getLogger("gateway")
@@ -61,6 +61,7 @@ def ops_routes() -> list[BaseRoute]:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/stats", stats_endpoint, methods=["GET"]),
+        Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
     ]
 

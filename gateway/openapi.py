@@ -238,11 +238,25 @@ def _ops_paths() -> dict[str, Any]:
         },
         "/stats": {
             "get": {
-                "summary": "Per-route rps, latency quantiles, error and shield ratios (10/60 s)",
+                "summary": "Per-route rps, latency quantiles, error and shield ratios (10/60 s), "
+                "state and alerts, for every worker of the replica",
                 "operationId": "stats",
                 "tags": ["operations"],
                 "responses": {
                     "200": _json("rolling statistics", {"$ref": "#/components/schemas/Stats"})
+                },
+            }
+        },
+        "/status": {
+            "get": {
+                "summary": "A live HTML page drawn from /stats (refreshes itself)",
+                "operationId": "status",
+                "tags": ["operations"],
+                "responses": {
+                    "200": {
+                        "description": "the status page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },
@@ -379,13 +393,33 @@ def build_spec() -> dict[str, Any]:
                 },
                 "Stats": {
                     "type": "object",
-                    "required": ["uptime_s", "windows"],
+                    "required": ["uptime_s", "windows", "workers", "series", "alerts"],
                     "properties": {
                         "uptime_s": {"type": "number"},
+                        "workers": {"type": "integer", "description": "workers added up"},
+                        "pid": {"type": "integer", "description": "the worker that answered"},
+                        "version": {"type": "string"},
                         "windows": {
                             "type": "object",
                             "description": "'10s' and '60s': route template -> summary",
                             "additionalProperties": {"type": "object"},
+                        },
+                        "series": {
+                            "type": "object",
+                            "description": "per route, one value a second over the last "
+                            "minute: requests, errors, p50_ms, p99_ms",
+                        },
+                        "alerts": {
+                            "type": "array",
+                            "description": "what is wrong now (empty when all is well)",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "level": {"type": "string", "enum": ["warning", "error"]},
+                                    "what": {"type": "string"},
+                                    "detail": {"type": "string"},
+                                },
+                            },
                         },
                     },
                 },

@@ -24,12 +24,6 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
-
-_encoder = msgspec.json.Encoder()
-
 WINDOWS_S = (10, 60)
 RING_S = 60
 
@@ -349,10 +343,3 @@ def quantile(hist: list[int], count: int, q: float, peak: float) -> float:
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
-
-
-async def stats_endpoint(request: Request) -> Response:
-    """``GET /stats``: the rolling statistics of every worker of this replica, as JSON."""
-    snapshot = request.state.res.metrics.stats_snapshot()
-    snapshot["pid"] = os.getpid()
-    return Response(_encoder.encode(snapshot), media_type="application/json")

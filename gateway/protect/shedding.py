@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import JSON, GatewayError
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/stats", "/openapi.json"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/stats", "/status", "/openapi.json"})
 
 
 def _prepared(error: GatewayError) -> tuple[list[tuple[bytes, bytes]], bytes]:

@@ -83,6 +83,8 @@ def test_two_workers_metrics_add_up() -> None:
             assert ping["requests"] == N
             assert ping["status"]["ok"] == N
             assert sum(stats["series"]["routes"]["/rtbs.json"]["requests"]) == N
+            assert stats["shield"]["totals"]["miss"] == N
+            assert stats["upstreams"]["rtb"]["outcomes"] == {"ok": N}
         gw.signal(signal.SIGTERM)
         assert gw.wait(60) == 0
     finally:
