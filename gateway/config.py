@@ -133,7 +133,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: int = 10_000
 
     drain_delay_s: float = 5.0
-    log_format: str = "json"
+    log_format: str = "auto"  # text on a terminal, JSON lines otherwise
     log_level: str = "info"
 
     @classmethod
@@ -197,8 +197,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         self._validate_protections()
         if self.shield_scope not in ("key", "publisher"):
             raise ConfigError("GATEWAY_SHIELD_SCOPE", "must be 'key' or 'publisher'")
-        if self.log_format not in ("json", "text"):
-            raise ConfigError("GATEWAY_LOG_FORMAT", "must be 'json' or 'text'")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ConfigError("GATEWAY_LOG_FORMAT", "must be 'auto', 'json' or 'text'")
         if self.log_level not in ("debug", "info", "warning", "error", "critical"):
             raise ConfigError(
                 "GATEWAY_LOG_LEVEL", "must be one of debug, info, warning, error, critical"

@@ -1,4 +1,4 @@
-"""Logging: one JSON object per line (or readable text), with secrets masked.
+"""Logging: one JSON object per line (or readable text on a terminal), with secrets masked.
 
 Every logger (ours, uvicorn's, httpx's, aiohttp's, redis', asyncio's) goes through one
 handler and one formatter, and the formatter masks the *finished line*: message, extra
@@ -156,13 +156,34 @@ LIBRARY_LOGGERS = (
 )
 
 
+def resolve_format(fmt: str, stream: IO[str]) -> str:
+    """``auto`` is text for a person at a terminal, JSON lines for everything else.
+
+    Text only when both stdout and the log stream are terminals: ``gateway serve | jq``
+    and ``gateway serve 2>file`` get JSON, as does any container runtime or supervisor.
+    """
+    if fmt != "auto":
+        return fmt
+    return "text" if _isatty(sys.stdout) and _isatty(stream) else "json"
+
+
+def _isatty(stream: IO[str] | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # a closed or stream-like object
+        return False
+
+
 def configure(fmt: str = "json", level: str = "info", stream: IO[str] | None = None) -> None:
-    """Send every logger through one handler on ``stream`` (stderr) with one formatter."""
+    """Send every logger through one handler on ``stream`` (stderr) with one formatter
+    (``fmt``: ``json``, ``text`` or ``auto``, see :func:`resolve_format`)."""
+    stream = stream or sys.stderr
     # No formatter here prints file/line/function, so skip the stack walk that finds them
     # for every record (the logging HOWTO's own advice; ~4 us per access line).
     logging._srcfile = None  # type: ignore[attr-defined]
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler = logging.StreamHandler(stream)
+    json = resolve_format(fmt, stream) == "json"
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

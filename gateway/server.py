@@ -16,6 +16,7 @@ connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``; see
 from __future__ import annotations
 
 import asyncio
+import functools
 import glob
 import logging
 import os
@@ -24,12 +25,14 @@ import signal
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Process as multiprocess_Process
 
+from gateway import banner
 from gateway.config import Secret, Settings
 from gateway.health import DrainState
 
@@ -43,6 +46,15 @@ class DrainingServer(uvicorn.Server):
     """uvicorn.Server whose first exit signal drains before stopping."""
 
     drain_delay_s: float = 5.0
+    # Set in a single-process gateway only: with --workers N the supervisor announces.
+    announce: Callable[[socket.socket], None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.announce is not None and self.servers:
+            listeners = self.servers[0].sockets
+            if listeners:
+                self.announce(listeners[0])
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if _process_drain.draining:
@@ -157,6 +169,7 @@ def serve(settings: Settings) -> int:
         app = create_app(settings, drain=_process_drain)
         _guard_connections(settings, app)
         server = DrainingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+        server.announce = functools.partial(banner.announce, settings)
         server.run()
         return 0 if server.started else 3
     # Workers are spawned processes: hand them the effective settings via the environment.
@@ -169,8 +182,10 @@ def serve(settings: Settings) -> int:
     config = uvicorn.Config(
         "gateway.server:worker_app", factory=True, workers=settings.workers, **common
     )  # type: ignore[arg-type]
+    listener = config.bind_socket()
+    banner.announce(settings, listener)
     try:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[listener]).run()
     finally:
         if owned:
             shutil.rmtree(metrics_dir, ignore_errors=True)

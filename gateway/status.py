@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
+from gateway.banner import store_description
 from gateway.config import Settings, mask_url
 from gateway.metrics import Metrics
 
@@ -93,13 +94,6 @@ def replica_stats(metrics: Metrics, settings: Settings, *, draining: bool = Fals
     )
     snapshot["alerts"] = alerts(snapshot, redis=settings.redis_url is not None)
     return snapshot
-
-
-def store_description(settings: Settings) -> str:
-    """``in-process``, or the Redis URL with any password masked."""
-    if settings.redis_url is None:
-        return "in-process"
-    return mask_url(settings.redis_url.reveal())
 
 
 def alerts(snapshot: Mapping[str, Any], *, redis: bool) -> list[dict[str, str]]:

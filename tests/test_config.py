@@ -28,7 +28,7 @@ def test_defaults_are_the_contracts() -> None:
     assert s.rtb_max_answer_bytes == 1024 * 1024
     assert s.core_api_max_answer_bytes == 16 * 1024 * 1024
     assert s.core_api_max_quiet_s == 60
-    assert (s.log_format, s.log_level) == ("json", "info")
+    assert (s.log_format, s.log_level) == ("auto", "info")
 
 
 def test_environment_and_overrides() -> None:

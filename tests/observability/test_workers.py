@@ -99,4 +99,8 @@ def test_two_workers_metrics_add_up() -> None:
         if line.startswith("{") and '"multiprocess metrics"' in line
     ]
     assert len(metrics_dirs) == 1
+    listening = [
+        json.loads(line) for line in err.splitlines() if '"listening on http://' in line
+    ]  # once, by the supervisor, for the whole replica
+    assert [line["workers"] for line in listening] == [2]
     assert not os.path.exists(metrics_dirs[0])  # the supervisor cleaned up after itself
