@@ -67,7 +67,7 @@ def replica_stats(metrics: Metrics, settings: Settings, *, draining: bool = Fals
         pid=os.getpid(),
         version=__version__,
         draining=draining,
-        in_flight=state["in_flight"],
+        in_flight=max(0, state["in_flight"] - 1),  # not counting this request
         upstreams={
             name: {
                 "url": "sandbox" if settings.sandbox else mask_url(url),
