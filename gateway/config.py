@@ -21,7 +21,7 @@ PREFIX = "GATEWAY_"
 
 DEFAULT_RTB_UPSTREAM_URL = "https://rtb.retreaver.com"
 DEFAULT_CORE_API_URL = "https://api.retreaver.com"
-DEFAULT_CORE_API_V2_URL = "https://canary.retreaver.com"
+DEFAULT_CORE_API_V2_URL = "https://api.retreaver.com"
 
 
 class ConfigError(ValueError):

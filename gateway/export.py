@@ -257,7 +257,8 @@ class _Fetcher:
 
     @staticmethod
     def template_from(url: str) -> str:
-        """A link's query without credentials (they are added per request, never stored)."""
+        """A link's query without credentials: the template goes into the state file,
+        which never holds the key, so credentials are added per request instead."""
         pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
         return urlencode([(k, v) for k, v in pairs if k not in ("api_key", "company_id")])
 
@@ -467,7 +468,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="page through the Core API itself (GATEWAY_CORE_API_URL / _V2_URL)",
     )
-    parser.add_argument("--v2", action="store_true", help="use /api/v2/calls.json (canary)")
+    parser.add_argument("--v2", action="store_true", help="use /api/v2/calls.json")
     parser.add_argument(
         "--api-key", help="Core API key (default: $RETREAVER_API_KEY; prefer the variable)"
     )

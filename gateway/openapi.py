@@ -277,7 +277,10 @@ _MEDIA = {"json": "application/json", "xml": "text/xml"}
 
 
 def _core_paths(
-    read_routes: Iterable[Any], write_routes: Iterable[Any], params: dict[str, re.Pattern[str]]
+    read_routes: Iterable[Any],
+    write_routes: Iterable[Any],
+    params: dict[str, re.Pattern[str]],
+    check_routes: Iterable[Any] = (),
 ) -> dict[str, Any]:
     """Core API lookups from the allow-list: each template, in each format it is served."""
     paths: dict[str, Any] = {}
@@ -349,24 +352,35 @@ def _core_paths(
                         "default": {"description": "the Core API's answer, unchanged"},
                     },
                 }
+    for route in check_routes:
+        for path in route.paths():
+            paths.setdefault(path, {})["post"] = {
+                "summary": f"Core API check {path}: a POST that only reads (forwarded "
+                "whatever GATEWAY_CORE_API_ALLOW_WRITES says; never cached or retried)",
+                "operationId": "post_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_"),
+                "tags": ["core_api"],
+                "parameters": path_params(path),
+                "responses": {"default": {"description": "the Core API's answer, unchanged"}},
+            }
     return paths
 
 
-def _core_table() -> tuple[Iterable[Any], Iterable[Any], dict[str, re.Pattern[str]]]:
+def _core_table() -> tuple[Iterable[Any], Iterable[Any], dict[str, re.Pattern[str]], Any]:
     """The Core API allow-list, if this build has one (the hook for the lookups)."""
     try:
         from gateway.core_api import routes
     except ImportError:
-        return (), (), {}
+        return (), (), {}, ()
     return (
         getattr(routes, "READ_ROUTES", ()),
         getattr(routes, "WRITE_ROUTES", ()),
         getattr(routes, "PARAMS", {}),
+        getattr(routes, "CHECK_ROUTES", ()),
     )
 
 
 def build_spec() -> dict[str, Any]:
-    reads, writes, params = _core_table()
+    reads, writes, params, checks = _core_table()
     return {
         "openapi": "3.0.3",
         "info": {
@@ -374,7 +388,7 @@ def build_spec() -> dict[str, Any]:
             "version": __version__,
             "description": "A front door for Retreaver RTB pings and Core API lookups.",
         },
-        "paths": {**_rtb_paths(), **_ops_paths(), **_core_paths(reads, writes, params)},
+        "paths": {**_rtb_paths(), **_ops_paths(), **_core_paths(reads, writes, params, checks)},
         "components": {
             "schemas": {
                 "Error": ERROR,

@@ -17,7 +17,7 @@ def test_defaults_are_the_contracts() -> None:
     assert (s.host, s.port, s.workers) == ("0.0.0.0", 8080, 1)
     assert s.rtb_upstream_url == "https://rtb.retreaver.com"
     assert s.core_api_url == "https://api.retreaver.com"
-    assert s.core_api_v2_url == "https://canary.retreaver.com"
+    assert s.core_api_v2_url == "https://api.retreaver.com"
     assert s.redis_url is None
     assert s.rtb_timeout_ms == 3000
     assert s.shield_scope == "key"

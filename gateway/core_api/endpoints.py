@@ -9,6 +9,10 @@ the client's origin.
 
 A path the table does not hold never reaches a handler: Starlette answers 404 (JSON,
 via the app's error handler) and nothing is forwarded.
+
+A write clears its group's cached reads before its answer goes back, unless the upstream
+refused it (4xx: nothing changed). A write that timed out or failed on the way may have
+landed, so it clears them too.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.bodies import read_body
+from gateway.core_api.credentials import authorization_of
 from gateway.core_api.links import client_origin, rewrite_link
 from gateway.core_api.reports import validate_report_query
 from gateway.core_api.routes import (
+    CHECK_ROUTES,
     READ_ROUTES,
     WRITE_ROUTES,
     CoreRoute,
@@ -85,8 +91,30 @@ async def lookup(request: Request, *, route: CoreRoute, fmt: str) -> Response:
     if route.validate_reports:
         validate_report_query(query)
     assert res.lookups is not None
-    answer, result = await res.lookups.get(route.upstream, path, query)
+    authorization = authorization_of(request.scope) if route.auth else None
+    answer, result = await res.lookups.get(
+        route.upstream, path, query, group=route.group, authorization=authorization
+    )
     return _respond(request, res, answer, result)
+
+
+async def check(request: Request, *, route: CoreRoute, fmt: str) -> Response:
+    """A POST that only reads (``caller_list_checks``): forwarded once whatever the
+    writes flag says; never cached, never retried, clears nothing."""
+    res: Resources = request.state.res
+    path, query = _checked(request, route, fmt)
+    body = await read_body(request, res.settings.max_body_bytes)
+    assert res.lookups is not None
+    answer = await res.lookups.client.send(
+        "POST",
+        route.upstream,
+        path,
+        query,
+        body,
+        request.headers.get("content-type"),
+        authorization=authorization_of(request.scope) if route.auth else None,
+    )
+    return _respond(request, res, answer, None)
 
 
 async def write(request: Request, *, route: CoreRoute, fmt: str, allow: str) -> Response:
@@ -102,10 +130,24 @@ async def write(request: Request, *, route: CoreRoute, fmt: str, allow: str) -> 
             headers={"Allow": allow},
         )
     body = await read_body(request, res.settings.max_body_bytes)
-    assert res.lookups is not None
-    answer = await res.lookups.client.send(
-        request.method, route.upstream, path, query, body, request.headers.get("content-type")
-    )
+    lookups = res.lookups
+    assert lookups is not None
+    authorization = authorization_of(request.scope) if route.auth else None
+    try:
+        answer = await lookups.client.send(
+            request.method,
+            route.upstream,
+            path,
+            query,
+            body,
+            request.headers.get("content-type"),
+            authorization=authorization,
+        )
+    except GatewayError:
+        await lookups.invalidate(route.group)  # it may have landed
+        raise
+    if not 400 <= answer.status < 500:
+        await lookups.invalidate(route.group)
     return _respond(request, res, answer, None)
 
 
@@ -125,4 +167,8 @@ def core_api_routes() -> list[BaseRoute]:
             routes.append(
                 Route(path, endpoint, methods=list(route.methods), name=f"core_api {path}")
             )
+    for route in CHECK_ROUTES:
+        for fmt, path in zip(route.formats, route.paths(), strict=True):
+            endpoint = partial(check, route=route, fmt=fmt)
+            routes.append(Route(path, endpoint, methods=["POST"], name=f"core_api {path}"))
     return routes

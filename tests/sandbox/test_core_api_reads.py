@@ -226,7 +226,7 @@ async def test_other_companies_data_stays_apart(
 
 async def test_reports_rows_add_up(shared_sandbox: str, shared_client: httpx.AsyncClient) -> None:
     query = "domain=calls&created_at_start=2024-10-01&created_at_end=2024-12-01"
-    for facet in ("publisher", "buyer", "campaign", "number", "daily"):
+    for facet in ("publisher", "buyer", "campaign", "number", "daily", "state"):
         response = await shared_client.get(
             f"{shared_sandbox}/api/v1/reports.json?{AUTH}&{query}&facet={facet}&per_page=100"
         )

@@ -195,20 +195,32 @@ async def delete_company(ctx: Ctx) -> Response:
 
 
 # ---------------------------------------------------------------- the table
+def _affiliate_writes(prefix: str) -> list[tuple[str, str, Handler]]:
+    """Affiliates' writes, unversioned and at the 2026-05 reference's ``/api/v1``."""
+    return [
+        (f"{prefix}/affiliates.{{fmt}}", "POST", create(AFFILIATES, b.build_affiliate)),
+        (
+            f"{prefix}/affiliates/afid/{{key}}.{{fmt}}",
+            "PUT",
+            update(AFFILIATES, b.apply_affiliate, "afid"),
+        ),
+        (f"{prefix}/affiliates/{{key}}.{{fmt}}", "PUT", update(AFFILIATES, b.apply_affiliate)),
+        (
+            f"{prefix}/affiliates/afid/{{key}}.{{fmt}}",
+            "DELETE",
+            delete(AFFILIATES, "afid", _numbers_of("afid", "Affiliate")),
+        ),
+        (
+            f"{prefix}/affiliates/{{key}}.{{fmt}}",
+            "DELETE",
+            delete(AFFILIATES, "id", _numbers_of("afid", "Affiliate")),
+        ),
+    ]
+
+
 WRITES: list[tuple[str, str, Handler]] = [
-    ("/affiliates.{fmt}", "POST", create(AFFILIATES, b.build_affiliate)),
-    ("/affiliates/afid/{key}.{fmt}", "PUT", update(AFFILIATES, b.apply_affiliate, "afid")),
-    ("/affiliates/{key}.{fmt}", "PUT", update(AFFILIATES, b.apply_affiliate)),
-    (
-        "/affiliates/afid/{key}.{fmt}",
-        "DELETE",
-        delete(AFFILIATES, "afid", _numbers_of("afid", "Affiliate")),
-    ),
-    (
-        "/affiliates/{key}.{fmt}",
-        "DELETE",
-        delete(AFFILIATES, "id", _numbers_of("afid", "Affiliate")),
-    ),
+    *_affiliate_writes(""),
+    *_affiliate_writes("/api/v1"),
     ("/targets.{fmt}", "POST", create(TARGETS, b.build_target)),
     ("/targets/tid/{key}.{fmt}", "PUT", update(TARGETS, b.apply_target, "tid")),
     ("/targets/{key}.{fmt}", "PUT", update(TARGETS, b.apply_target)),
