@@ -120,3 +120,12 @@ def test_check_config_names_the_bad_variable() -> None:
     result = _cli("check-config", env={"GATEWAY_RTB_TIMEOUT_MS": "fast"})
     assert result.returncode != 0
     assert "GATEWAY_RTB_TIMEOUT_MS" in result.stderr
+
+
+def test_caller_number_is_required_unless_turned_optional() -> None:
+    assert Settings.from_env({}).rtb_caller_number_required
+    optional = Settings.from_env({"GATEWAY_RTB_CALLER_NUMBER": "optional"})
+    assert not optional.rtb_caller_number_required
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"GATEWAY_RTB_CALLER_NUMBER": "sometimes"})
+    assert info.value.variable == "GATEWAY_RTB_CALLER_NUMBER"

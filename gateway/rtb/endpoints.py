@@ -5,6 +5,10 @@ forwarded), let the shield or the RTB client produce an upstream answer, and ret
 answer's status and bytes unchanged. The deadline starts when the request arrives, so the
 time a ping spends here counts against ``GATEWAY_RTB_TIMEOUT_MS``.
 
+A ping without a caller number (accepted only with ``GATEWAY_RTB_CALLER_NUMBER=optional``)
+has nothing to shield on: it skips the shield, is forwarded every time and answered with
+``X-Shield: none``, and is not counted as a shield lookup.
+
 Between parsing and the shield sits the guard (gateway/protect/): an RTB key outside the
 allow-list gets 403 and a publisher or key over its rate limit 429, before the shield or
 the upstream sees the ping.
@@ -28,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.bodies import read_body, receive_body
 from gateway.errors import JSON, GatewayError
 from gateway.rtb.ping import parse_confirmation, parse_ping
-from gateway.shield.base import X_SHIELD
+from gateway.shield.base import NONE, X_SHIELD, mark
 from gateway.state import Resources
 from gateway.upstream.answer import UpstreamAnswer
 
@@ -54,7 +58,13 @@ class CreateReservation:
                 declared = value.decode("latin-1")
         try:
             body = await receive_body(receive, res.settings.max_body_bytes, declared)
-            ping = parse_ping(scope["query_string"], body, content_type)
+            settings = res.settings
+            ping = parse_ping(
+                scope["query_string"],
+                body,
+                content_type,
+                caller_required=settings.rtb_caller_number_required,
+            )
             if res.guard is not None:
                 await res.guard.admit_ping(ping.key, ping.publisher_id)
             rtb = res.rtb
@@ -62,7 +72,14 @@ class CreateReservation:
             def forward():  # type: ignore[no-untyped-def]
                 return rtb.reserve(ping.upstream_body(), deadline)
 
-            answer, result = await res.shield.answer(ping, deadline, forward)
+            if ping.caller_number is None:
+                result = NONE
+                try:
+                    answer = await forward()
+                except GatewayError as exc:
+                    raise mark(exc, NONE) from None
+            else:
+                answer, result = await res.shield.answer(ping, deadline, forward)
         except GatewayError as exc:
             await _send_error(send, exc)
             return

@@ -31,10 +31,19 @@ MISS = "miss"
 COALESCED = "coalesced"
 ERROR = "error"
 BYPASS = "bypass"
+# Not a shield result: a ping without a caller number never reaches the shield.
+NONE = "none"
 
 # ``X-Shield`` for each result. The metric tells a failed store call (error) from a
 # skipped one (bypass); a publisher only needs to know the shield was not used.
-X_SHIELD = {HIT: "hit", MISS: "miss", COALESCED: "coalesced", ERROR: "bypass", BYPASS: "bypass"}
+X_SHIELD = {
+    HIT: "hit",
+    MISS: "miss",
+    COALESCED: "coalesced",
+    ERROR: "bypass",
+    BYPASS: "bypass",
+    NONE: "none",
+}
 
 
 def mark(exc: GatewayError, result: str) -> GatewayError:
