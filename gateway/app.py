@@ -31,6 +31,7 @@ from gateway.openapi import openapi_endpoint
 from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.guard import Guard, build_guard
 from gateway.protect.shedding import ProtectMiddleware
+from gateway.rtb.data_writing import data_writing
 from gateway.rtb.endpoints import RtbFastLane, confirm_reservation, create_reservation
 from gateway.shield.base import Shield
 from gateway.shield.build import build_shield
@@ -52,6 +53,8 @@ def rtb_routes() -> list[BaseRoute]:
     return [
         Route("/rtbs.json", create_reservation, methods=["POST"]),
         Route("/rtbs/{uuid}.json", confirm_reservation, methods=["PUT", "PATCH"]),
+        Route("/data_writing", data_writing, methods=["POST"]),
+        Route("/data_writing/{key}", data_writing, methods=["GET"]),
     ]
 
 
@@ -101,6 +104,8 @@ def create_app(
             user_agent=f"rtb-gateway/{__version__}",
             breaker=breaker,
             max_answer_bytes=settings.rtb_max_answer_bytes,
+            data_writing_url=settings.data_writing_url,
+            observe_data_writing=metrics.observe_upstream("data_writing"),
         )
         guard, guard_redis = _guard(settings, metrics)
         shield = make_shield(settings, metrics)

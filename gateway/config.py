@@ -22,6 +22,7 @@ PREFIX = "GATEWAY_"
 DEFAULT_RTB_UPSTREAM_URL = "https://rtb.retreaver.com"
 DEFAULT_CORE_API_URL = "https://api.retreaver.com"
 DEFAULT_CORE_API_V2_URL = "https://api.retreaver.com"
+DEFAULT_DATA_WRITING_URL = "https://retreaverdata.com"
 
 
 class ConfigError(ValueError):
@@ -87,6 +88,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rtb_upstream_url: str = DEFAULT_RTB_UPSTREAM_URL
     core_api_url: str = DEFAULT_CORE_API_URL
     core_api_v2_url: str = DEFAULT_CORE_API_V2_URL
+    data_writing_url: str = DEFAULT_DATA_WRITING_URL
     redis_url: Secret | None = None
 
     rtb_timeout_ms: int = 3000
@@ -159,7 +161,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def validate(self) -> None:
         """Reject values that would make the gateway misbehave, naming the variable."""
-        for name in ("rtb_upstream_url", "core_api_url", "core_api_v2_url"):
+        for name in ("rtb_upstream_url", "core_api_url", "core_api_v2_url", "data_writing_url"):
             _check_http_url(PREFIX + name.upper(), getattr(self, name))
         if self.redis_url is not None:
             scheme = urlsplit(self.redis_url.reveal()).scheme

@@ -67,7 +67,7 @@ LATENCY_BUCKETS = (
 )
 
 SHIELD_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
-UPSTREAMS = ("rtb", "core_api")
+UPSTREAMS = ("rtb", "core_api", "data_writing")
 UPSTREAM_OUTCOMES = ("ok", "5xx", "timeout", "error", "throttled", "too_large")
 LOOKUP_CACHE_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
 REDIS_OUTCOMES = ("ok", "timeout", "error")

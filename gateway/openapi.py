@@ -155,7 +155,7 @@ def _rtb_paths() -> dict[str, Any]:
                     "X-Shield": {
                         "schema": {
                             "type": "string",
-                            "enum": ["hit", "miss", "coalesced", "error", "bypass"],
+                            "enum": ["hit", "miss", "coalesced", "bypass", "none"],
                         }
                     },
                 },
@@ -192,8 +192,44 @@ def _rtb_paths() -> dict[str, Any]:
             "default": _PASSED_THROUGH,
         },
     }
+    data_fields = {
+        "caller_number": {**_PHONE, "description": "this or call_uuid"},
+        "call_uuid": {"type": "string", "pattern": UUID_PATTERN},
+    }
+    data_responses = {
+        "200": _json("retreaverdata.com's answer (tag_values, status), unchanged", {}),
+        **_INPUT_ERRORS,
+        "403": _error("the key is not on GATEWAY_RTB_ALLOWED_KEYS"),
+        "429": _error("over a rate limit; retry after Retry-After"),
+        "500": _error("the gateway failed; see its logs"),
+        **_UPSTREAM_ERRORS,
+        "default": _PASSED_THROUGH,
+    }
+    data_summary = "Call data writing: tags for a caller, validated like a ping, forwarded once"
+    write_post = {
+        "summary": data_summary,
+        "operationId": "dataWritingPost",
+        "tags": ["rtb"],
+        "parameters": _query({"key": {**_RTB_KEY, "description": "the postback key"}}),
+        "requestBody": _body(
+            {**_PING_BODY, "properties": {"key": _RTB_KEY, **data_fields}, "required": ["key"]}
+        ),
+        "responses": data_responses,
+    }
+    write_get = {
+        "summary": data_summary,
+        "operationId": "dataWritingGet",
+        "tags": ["rtb"],
+        "parameters": [
+            {"name": "key", "in": "path", "required": True, "schema": _RTB_KEY},
+            *_query({"caller_number": data_fields["caller_number"]}),
+        ],
+        "responses": data_responses,
+    }
     return {
         "/rtbs.json": {"post": reserve},
+        "/data_writing": {"post": write_post},
+        "/data_writing/{key}": {"get": write_get},
         "/rtbs/{uuid}.json": {
             "put": {**confirm, "operationId": "confirmReservationPut"},
             "patch": {**confirm, "operationId": "confirmReservationPatch"},
