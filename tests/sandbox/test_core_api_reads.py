@@ -140,7 +140,13 @@ async def test_json_and_xml_carry_the_same_record(
         ).content
     )
     record = as_json["target"]
+    groups = [g for g in C1.target_groups if target["id"] in g["target_ids"]]
+    assert record["target_group_ids"] == [g["id"] for g in groups]
+    assert [g["name"] for g in record.pop("target_groups")] == [g["name"] for g in groups]
+    del record["target_group_ids"]
     assert record == target
+    ids = as_xml.find("target-group-ids")
+    assert [int(i.text or "") for i in ids] == [g["id"] for g in groups]  # type: ignore[union-attr]
     assert as_xml.findtext("id") == str(target["id"])
     assert as_xml.find("id").get("type") == "integer"  # type: ignore[union-attr]
     assert as_xml.findtext("time-zone") == target["time_zone"]

@@ -69,7 +69,8 @@ def _keys(
     if facet == "buyer":  # "Alex Johnson - +14155551234", as the reference shows
         if v2["target_id"] is None:
             return [(None, "No Buyer")]
-        return [(v2["target_id"], f"{v2['target_name']} - {v2['dialed_number']}")]
+        name, number = v2["target_name"], v2["dialed_number"]
+        return [(v2["target_id"], name if name.endswith(number) else f"{name} - {number}")]
     if facet == "state":
         return [(v2["caller_state"], v2["caller_state"] or "Unknown")]
     if facet == "campaign":

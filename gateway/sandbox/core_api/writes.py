@@ -33,9 +33,12 @@ from gateway.sandbox.core_api.reads import (
     TARGETS,
     Resource,
     find,
+    present,
 )
+from gateway.sandbox.core_api.seeding import company_record
 
-_COMPANY = {"name": "str", "default_click_url": "str?", "default_sale_url": "str?"}
+# Today's company takes only a name (2026-05 reference); the rest is the account's.
+_COMPANY = {"name": "str"}
 
 
 # ---------------------------------------------------------------- generic handlers
@@ -55,7 +58,7 @@ def create(resource: Resource, build: Build) -> Handler:
         except Invalid as exc:
             return ctx.error(422, str(exc))
         resource.records(ctx).append(record)
-        return ctx.one(resource.singular, record, 201)
+        return ctx.one(resource.singular, present(ctx, resource, record), 201)
 
     handler.__name__ = f"create_{resource.singular}"
     return handler
@@ -80,7 +83,7 @@ def update(resource: Resource, apply: Apply, field: str = "id") -> Handler:
             return ctx.error(422, str(exc))
         record.update(changed)
         _touch(record)
-        return ctx.one(resource.singular, record)
+        return ctx.one(resource.singular, present(ctx, resource, record))
 
     handler.__name__ = f"update_{resource.singular}_by_{field}"
     return handler
@@ -98,6 +101,9 @@ def delete(resource: Resource, field: str = "id", guard: Guard | None = None) ->
         if problem:
             return ctx.error(422, problem)
         resource.records(ctx).remove(record)
+        if resource is TARGETS:  # a deleted target leaves its groups too
+            for group in ctx.company.target_groups:
+                group["target_ids"] = [i for i in group["target_ids"] if i != record["id"]]
         return Response(status_code=204)
 
     handler.__name__ = f"delete_{resource.singular}_by_{field}"
@@ -138,9 +144,9 @@ async def create_company(ctx: Ctx) -> Response:
         return attrs
     try:
         require(attrs, "name")
-        now = iso_s(utcnow())
-        record: Record = {"id": ctx.data.next_id(), "name": None, "default_click_url": None}
-        record.update({"default_sale_url": None, "created_at": now, "updated_at": now})
+        owner = ctx.data.companies[ctx.key.active]["owner_user_name"]
+        record = company_record(ctx.data.next_id(), "", utcnow(), owner)
+        record["updated_at"] = record["created_at"]
         assign(record, attrs, _COMPANY)
     except Invalid as exc:
         return ctx.error(422, str(exc))
