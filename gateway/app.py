@@ -31,10 +31,11 @@ from gateway.openapi import openapi_endpoint
 from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.guard import Guard, build_guard
 from gateway.protect.shedding import ProtectMiddleware
+from gateway.redis import RedisSeam
 from gateway.rtb.data_writing import data_writing
 from gateway.rtb.endpoints import RtbFastLane, confirm_reservation, create_reservation
 from gateway.shield.base import Shield
-from gateway.shield.build import build_shield
+from gateway.shield.build import build_seam, build_shield
 from gateway.state import Resources
 from gateway.status import stats_endpoint, status_endpoint
 from gateway.upstream.rtb import RtbClient
@@ -69,11 +70,6 @@ def ops_routes() -> list[BaseRoute]:
     ]
 
 
-def default_shield(settings: Settings, metrics: Metrics) -> Shield:
-    """The shield the settings ask for (in-process, or Redis when GATEWAY_REDIS_URL is set)."""
-    return build_shield(settings, metrics)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -85,7 +81,7 @@ def create_app(
     ``metrics_dir`` is the multiprocess metrics directory when running several workers."""
     metrics = Metrics(multiprocess_dir=metrics_dir)
     drain = drain or DrainState()
-    make_shield = shield_factory or default_shield
+    make_shield = shield_factory
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -107,11 +103,20 @@ def create_app(
             data_writing_url=settings.data_writing_url,
             observe_data_writing=metrics.observe_upstream("data_writing"),
         )
-        guard, guard_redis = _guard(settings, metrics)
-        shield = make_shield(settings, metrics)
+        # The one Redis seam of this process: shield, rate limits and lookup cache share
+        # its pool, its ping-path client and its skip-after-failures breaker.
+        seam = build_seam(settings)
+        guard = _guard(settings, metrics, seam)
+        shield = (
+            make_shield(settings, metrics)
+            if make_shield is not None
+            else build_shield(settings, metrics, seam)
+        )
         await rtb.start()
+        if seam is not None:
+            await seam.start()
         await shield.start()
-        lookups = await start_lookups(settings, metrics)
+        lookups = await start_lookups(settings, metrics, seam)
         metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
         metrics.track_upstream_pool("core_api", lambda: lookups.client.in_flight)
         await metrics.start()
@@ -137,11 +142,8 @@ def create_app(
             await shield.close()
             await lookups.close()
             await rtb.close()
-            if guard_redis is not None:
-                await guard_redis.aclose()
-                pool = getattr(guard_redis, "connection_pool", None)
-                if pool is not None:  # a pool handed to Redis() is not closed with it
-                    await pool.disconnect()
+            if seam is not None:
+                await seam.close()
             await metrics.close()
             log.info("stopped")
 
@@ -174,25 +176,16 @@ def create_app(
     return app
 
 
-def _guard(settings: Settings, metrics: Metrics) -> tuple[Guard, Any | None]:
-    """The allow-list and rate limits, with a Redis client of their own when limits are
-    set and ``GATEWAY_REDIS_URL`` is (so they hold across replicas)."""
-    redis = None
-    if settings.redis_url is not None and (
-        settings.rate_limit_per_publisher.strip() or settings.rate_limit_per_key.strip()
-    ):
-        from gateway.shield.redis import build_client
-
-        redis = build_client(
-            settings.redis_url.reveal(), timeout_s=settings.redis_timeout_s, max_connections=64
-        )
-    guard = build_guard(
+def _guard(settings: Settings, metrics: Metrics, seam: RedisSeam | None) -> Guard:
+    """The allow-list and rate limits; limits are kept in Redis (over the process's seam)
+    when it is there, so they hold across replicas."""
+    limits = settings.rate_limit_per_publisher.strip() or settings.rate_limit_per_key.strip()
+    return build_guard(
         settings,
-        redis=redis,
+        redis=seam if limits else None,
         on_refusal=metrics.protect_refusal,
         on_fallback=metrics.rate_limit_fallbacks.inc,
     )
-    return guard, redis
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:

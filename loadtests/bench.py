@@ -62,7 +62,15 @@ RATE_FORWARD_AT = 20_000_000
 RATE_HIT_AT = 60_000_000
 RSS_AT = 30_000_000
 
-TARGETS = {"hit": 0.30, "forward": 0.10, "added_p99_ms": 2.0, "rss_flat": 0.10}
+REDIS_FORWARD = "via gateway, forward (redis)"
+
+TARGETS = {
+    "hit": 0.30,
+    "forward": 0.10,
+    "added_p99_ms": 2.0,
+    "added_p99_redis_ms": 1.5,
+    "rss_flat": 0.10,
+}
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,6 +92,19 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-redis", action="store_true", help="skip the Redis scenarios")
     p.add_argument("--skip-rss", action="store_true", help="skip the RSS check")
+    p.add_argument(
+        "--only",
+        default="",
+        help="comma-separated words: run only throughput scenarios whose name holds one "
+        "(nginx is always run), e.g. 'forward (redis),hit (redis)'",
+    )
+    p.add_argument("--skip-rate", action="store_true", help="skip the fixed-rate runs")
+    p.add_argument(
+        "--profile-store",
+        choices=("memory", "redis"),
+        default="memory",
+        help="which shield store the profiled gateways use",
+    )
     p.add_argument("--quick", action="store_true", help="5 s runs, 100k-caller RSS fill")
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--load-cpu", type=int, default=1)
@@ -416,6 +437,9 @@ def run_throughput(b: Bench, shield_on: bool) -> tuple[list[dict[str, Any]], lis
                                        **env)  # fmt: skip
 
             scenarios.append((name, start, mode, lua))
+    only = [w.strip() for w in a.only.split(",") if w.strip()]
+    if only:
+        scenarios = [s for i, s in enumerate(scenarios) if i == 0 or any(w in s[0] for w in only)]
     best: dict[str, dict[str, Any]] = {}
     every = []
     for round_no in range(1, a.rounds + 1):
@@ -484,8 +508,19 @@ def run_fixed_rate(b: Bench) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
         result = b.rate(port, mode="repeat", start=RATE_HIT_AT)
         record("via gateway, shield hit", round_no, result, _server_side(url))
         b.procs.stop(gw)
+        if b.redis_url:
+            # Production's path: a new caller, forwarded through the Redis shield.
+            b.flush_redis()
+            gw, url = b.start_gateway("gateway-rate-forward-redis", GATEWAY_REDIS_URL=b.redis_url)
+            port = int(url.rsplit(":", 1)[1])
+            result = b.rate(port, mode="unique", start=RATE_FORWARD_AT + 40_000_000 + shift)
+            record(REDIS_FORWARD, round_no, result, _server_side(url))
+            b.procs.stop(gw)
     medians = []
-    for target in ("direct to upstream", "via gateway, forward", "via gateway, shield hit"):
+    targets = ["direct to upstream", "via gateway, forward", "via gateway, shield hit"]
+    if b.redis_url:
+        targets.append(REDIS_FORWARD)
+    for target in targets:
         rows = sorted((r for r in every if r["target"] == target), key=lambda r: r["p99_ms"])
         chosen = dict(rows[len(rows) // 2])
         chosen["p99_rounds_ms"] = [round(r["p99_ms"], 2) for r in rows]
@@ -612,6 +647,15 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
              f"{rate['via gateway, forward']['p99_ms']:.2f} - "
              f"{rate['direct to upstream']['p99_ms']:.2f} = {added:.2f} ms")
         )  # fmt: skip
+    if "direct to upstream" in rate and REDIS_FORWARD in rate:
+        added = rate[REDIS_FORWARD]["p99_ms"] - rate["direct to upstream"]["p99_ms"]
+        out.append(
+            (f"added p99 ≤ {TARGETS['added_p99_redis_ms']:g} ms at {results['args']['rate']} "
+             "req/s, forward through Redis",
+             added <= TARGETS["added_p99_redis_ms"],
+             f"{rate[REDIS_FORWARD]['p99_ms']:.2f} - "
+             f"{rate['direct to upstream']['p99_ms']:.2f} = {added:.2f} ms")
+        )  # fmt: skip
     rss = results.get("rss")
     if rss and "change" in rss:
         out.append(
@@ -712,7 +756,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ping shield {'active' if shield_on else 'NOT active (every ping forwarded)'}")
 
         results["throughput"], results["throughput_rounds"] = run_throughput(bench, shield_on)
-        results["fixed_rate"], results["fixed_rate_rounds"] = run_fixed_rate(bench)
+        if not args.skip_rate:
+            results["fixed_rate"], results["fixed_rate_rounds"] = run_fixed_rate(bench)
         if not args.skip_rss:
             results["rss"] = run_rss(bench)
         results["verdicts"] = verdicts(results)
@@ -726,7 +771,11 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 if args.profile == "auto" and path not in missed:
                     continue
-                gw, url = bench.start_gateway(f"gateway-profile-{path}")
+                store_env = {}
+                if args.profile_store == "redis" and bench.redis_url:
+                    bench.flush_redis()
+                    store_env["GATEWAY_REDIS_URL"] = bench.redis_url
+                gw, url = bench.start_gateway(f"gateway-profile-{path}", **store_env)
                 warm = {**lua, "BENCH_MODE": mode}
                 if mode == "unique":
                     warm["BENCH_START"] = WARMUP_AT + 5_000_000

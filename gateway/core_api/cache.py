@@ -15,10 +15,11 @@ metrics in the clear. The generation is the route's cache group's counter: a wri
 through the gateway bumps it (:meth:`bump`), so every entry written before the write is
 unreachable at once, on every replica that reads the same counter.
 
-Redis is an optimisation here, never a dependency: every call has a short timeout and no
-retries; a failure raises :class:`CacheError` (counted ``error``, the lookup goes
-upstream) and the store is then skipped for :data:`COOLDOWN_S` (:class:`CacheBypassed`,
-counted ``bypass``) so a dead Redis costs one timeout per second, not one per lookup.
+Redis is an optimisation here, never a dependency. Calls go through the process's Redis
+seam (``gateway/redis.py``): a short timeout and no retries; a failure raises
+:class:`CacheError` (counted ``error``, the lookup goes upstream), and while the seam's
+breaker is open after repeated failures the store is skipped (:class:`CacheBypassed`,
+counted ``bypass``) so a dead Redis costs a timeout per second, not one per lookup.
 """
 
 from __future__ import annotations
@@ -27,24 +28,20 @@ import hashlib
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from gateway.core_api.credentials import credentials_digest
 from gateway.core_api.routes import Upstream
+from gateway.redis import Breaker, RedisSeam, RedisUnavailable
 from gateway.upstream.answer import UpstreamAnswer
 
 KEY_PREFIX = "gw:lookup:"
 GENERATION_PREFIX = "gw:lookup-gen:"
 COOLDOWN_S = 1.0
 MAX_CONNECTIONS = 16
-POOL_WAIT_S = 1.0
 # Per in-process entry besides what sys.getsizeof counts for its key, body, content
 # type and header values: the OrderedDict slot and node, the (expires, answer, size)
 # tuple and its float/int, the UpstreamAnswer and its headers tuple. tracemalloc over
@@ -184,14 +181,21 @@ _decoder = msgspec.msgpack.Decoder(tuple[bytes, str, list[tuple[str, str]]])
 
 
 class RedisLookupCache:
-    """Entries as msgpack ``(body, content_type, headers)`` with a millisecond TTL."""
+    """Entries as msgpack ``(body, content_type, headers)`` with a millisecond TTL.
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._skip_until = 0.0
+    ``seam`` is the process's Redis seam; the cache closes it only when it owns it.
+    """
+
+    def __init__(
+        self, seam: RedisSeam, *, timeout_s: float | None = None, owns_seam: bool = True
+    ) -> None:
+        self._seam = seam
+        self._client = seam.client
+        self._timeout_s = timeout_s
+        self._owns_seam = owns_seam
 
     async def get(self, key: str) -> UpstreamAnswer | None:
-        raw = await self._call(self._client.get, key)
+        raw = await self._call("lookup_get", self._client.get, key)
         if raw is None:
             return None
         try:
@@ -202,10 +206,10 @@ class RedisLookupCache:
 
     async def set(self, key: str, answer: UpstreamAnswer, ttl_s: float) -> None:
         value = _encoder.encode((answer.body, answer.content_type, list(answer.headers)))
-        await self._call(self._client.set, key, value, px=max(1, int(ttl_s * 1000)))
+        await self._call("lookup_set", self._client.set, key, value, px=max(1, int(ttl_s * 1000)))
 
     async def generation(self, group: str) -> int:
-        raw = await self._call(self._client.get, GENERATION_PREFIX + group)
+        raw = await self._call("lookup_generation", self._client.get, GENERATION_PREFIX + group)
         try:
             return int(raw) if raw is not None else 0
         except ValueError:
@@ -215,34 +219,38 @@ class RedisLookupCache:
         # No expiry: one small counter per group of the route table, and a counter that
         # vanished and restarted could make entries stored under its old values current.
         # Tried even while reads skip Redis: a missed bump is a stale read elsewhere.
-        await self._call(self._client.incr, GENERATION_PREFIX + group, always=True)
+        await self._call("lookup_bump", self._client.incr, GENERATION_PREFIX + group, always=True)
 
-    async def _call(self, method: Any, *args: Any, always: bool = False, **kwargs: Any) -> Any:
-        if not always and time.monotonic() < self._skip_until:
-            raise CacheBypassed("skipping redis after a recent failure")
+    async def _call(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        *args: Any,
+        always: bool = False,
+        **kw: Any,
+    ) -> Any:
+        breaker = self._seam.breaker
+        if not always and not breaker.allow():
+            raise CacheBypassed("skipping redis after recent failures")
         try:
-            return await method(*args, **kwargs)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._skip_until = time.monotonic() + COOLDOWN_S
-            raise CacheError(type(exc).__name__) from None
+            reply = await self._seam.call(operation, method(*args, **kw), timeout_s=self._timeout_s)
+        except RedisUnavailable as exc:
+            breaker.failure()
+            raise CacheError(exc.reason) from None
+        breaker.success()
+        return reply
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._owns_seam:
+            await self._seam.close()
 
 
-def redis_client(url: str, timeout_s: float) -> Any:
-    """A small redis.asyncio client for lookups: short timeouts, no retries."""
-    options: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    if url.startswith(("redis+cluster://", "rediss+cluster://")):
-        plain = url.replace("+cluster://", "://", 1)
-        return RedisCluster.from_url(plain, **options)
-    # Blocking pool: a burst of lookups waits (briefly) for a connection instead of
-    # failing with "too many connections" and tripping the cooldown.
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S, **options
+def redis_client(url: str, timeout_s: float) -> RedisSeam:
+    """A Redis seam of the cache's own (tests, tools): short timeouts, no retries, and
+    skipped for :data:`COOLDOWN_S` after one failure. The app shares its one seam."""
+    return RedisSeam(
+        url,
+        timeout_s=timeout_s,
+        max_connections=MAX_CONNECTIONS,
+        breaker=Breaker(1, COOLDOWN_S),
     )
-    return Redis.from_pool(pool)

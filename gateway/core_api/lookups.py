@@ -42,6 +42,7 @@ from gateway.core_api.cache import (
 )
 from gateway.core_api.routes import Upstream
 from gateway.metrics import Metrics
+from gateway.redis import RedisSeam
 from gateway.upstream.answer import UpstreamAnswer
 from gateway.upstream.core_api import CoreApiClient
 
@@ -174,8 +175,11 @@ def per_process_concurrency(settings: Settings) -> int:
     return max(1, settings.core_api_max_concurrency // max(1, settings.workers))
 
 
-async def start_lookups(settings: Settings, metrics: Metrics) -> Lookups:
-    """Build the Core API client and the lookup cache the settings ask for."""
+async def start_lookups(
+    settings: Settings, metrics: Metrics, seam: RedisSeam | None = None
+) -> Lookups:
+    """Build the Core API client and the lookup cache the settings ask for (in Redis over
+    the process's seam when there is one)."""
     client = CoreApiClient(
         settings.core_api_url,
         settings.core_api_v2_url,
@@ -191,6 +195,9 @@ async def start_lookups(settings: Settings, metrics: Metrics) -> Lookups:
     cache: LookupCache | None = None
     if settings.lookup_cache_ttl_s <= 0:
         pass
+    elif seam is not None:
+        timeout_s = max(settings.redis_timeout_s, REDIS_TIMEOUT_FLOOR_S)
+        cache = RedisLookupCache(seam, timeout_s=timeout_s, owns_seam=False)
     elif settings.redis_url is not None:
         timeout_s = max(settings.redis_timeout_s, REDIS_TIMEOUT_FLOOR_S)
         cache = RedisLookupCache(redis_client(settings.redis_url.reveal(), timeout_s))

@@ -70,7 +70,7 @@ def build_guard(
     on_refusal: Callable[[str], None] | None = None,
     on_fallback: Callable[[], None] | None = None,
 ) -> Guard:
-    """The guard the settings ask for; ``redis`` is the process's shared client, if any."""
+    """The guard the settings ask for; ``redis`` is the process's Redis seam, if any."""
     allow_list = None
     if settings.rtb_allowed_keys or settings.rtb_allowed_keys_file:
         keys: list[str] = []
@@ -83,7 +83,6 @@ def build_guard(
         parse_limits(settings.rate_limit_per_publisher),
         parse_limits(settings.rate_limit_per_key, overrides_allowed=False),
         redis=redis,
-        redis_timeout_s=settings.redis_timeout_s,
         on_fallback=on_fallback,
     )
     return Guard(allow_list=allow_list, limiter=limiter, on_refusal=on_refusal)

@@ -21,15 +21,15 @@ Unset or empty means no limit (and no Redis call).
 Where the count lives: with ``GATEWAY_REDIS_URL`` the bucket is one Redis key
 (``rtbgw:rl:{pub|key}:<hash>``, the name hashed so no key or unbounded id is stored in
 the clear) updated by one Lua script using the server's clock, so every replica shares
-it. A Redis call that fails or takes longer than ``GATEWAY_REDIS_TIMEOUT_MS`` falls back
-to this replica's in-process bucket (limits then hold per replica) and Redis is skipped
-for a second, so an outage never adds more than one timeout to a ping. A ping refused by
-one limit has still used a unit of the other.
+it. The script runs on the Redis seam's ping-path client (``gateway/redis.py``). A Redis
+call that fails or takes longer than ``GATEWAY_REDIS_TIMEOUT_MS`` falls back to this
+replica's in-process bucket (limits then hold per replica), and the seam's breaker skips
+Redis for a moment after repeated failures, so an outage never adds more than a few
+timeouts to pings. A ping refused by one limit has still used a unit of the other.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import re
@@ -37,7 +37,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+from gateway.redis import RedisUnavailable
+from gateway.resp import Script
+
+if TYPE_CHECKING:
+    from gateway.redis import RedisSeam
 
 _RATE = re.compile(r"(\d+)\s*/\s*([smh])(?:\s*:\s*(\d+))?")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -180,35 +186,30 @@ local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
 return 0
 """
+_GCRA = Script(GCRA_LUA)
 
 
 class RateLimiter:
     """Checks pings against the per-publisher and per-key limits.
 
-    ``redis`` is the process's shared Redis client (or ``None``); ``on_fallback`` is
-    called once per check answered in process because Redis failed or is being skipped.
+    ``redis`` is the process's Redis seam (or ``None``); ``on_fallback`` is called once
+    per check answered in process because Redis failed or is being skipped.
     """
-
-    SKIP_REDIS_S = 1.0
 
     def __init__(
         self,
         per_publisher: RateLimits,
         per_key: RateLimits,
         *,
-        redis: Any | None = None,
-        redis_timeout_s: float = 0.05,
+        redis: RedisSeam | None = None,
         on_fallback: Callable[[], None] | None = None,
         memory: MemoryBuckets | None = None,
     ) -> None:
         self.per_publisher = per_publisher
         self.per_key = per_key
         self._redis = redis
-        self._timeout = redis_timeout_s
         self._on_fallback = on_fallback
         self._memory = memory or MemoryBuckets()
-        self._script = redis.register_script(GCRA_LUA) if redis is not None else None
-        self._skip_redis_until = 0.0
 
     @property
     def active(self) -> bool:
@@ -233,21 +234,17 @@ class RateLimiter:
 
     async def _check_one(self, bucket: str, rate: Rate) -> float:
         """0 when allowed, else the seconds to wait."""
-        if self._script is not None:
-            loop = asyncio.get_running_loop()
-            if loop.time() >= self._skip_redis_until:
+        redis = self._redis
+        if redis is not None:
+            breaker = redis.breaker
+            if breaker.allow():
+                args = (round(rate.interval_s * 1_000_000), round(rate.tolerance_s * 1_000_000))
                 try:
-                    async with asyncio.timeout(self._timeout):
-                        wait_us = await self._script(
-                            keys=[bucket],
-                            args=[
-                                round(rate.interval_s * 1_000_000),
-                                round(rate.tolerance_s * 1_000_000),
-                            ],
-                        )
-                except Exception:  # any Redis failure: fall back, never fail the ping
-                    self._skip_redis_until = loop.time() + self.SKIP_REDIS_S
+                    wait_us = await redis.run("rate_limit", _GCRA, (bucket,), args)
+                except RedisUnavailable:  # fall back, never fail the ping
+                    breaker.failure()
                 else:
+                    breaker.success()
                     return max(0, int(wait_us)) / 1_000_000
             if self._on_fallback is not None:
                 self._on_fallback()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.errors import GatewayError
+from gateway.redis import RedisUnavailable
 from gateway.rtb.ping import Ping
 from gateway.shield.entry import Entry
 from gateway.upstream.answer import UpstreamAnswer
@@ -107,13 +108,8 @@ class Lookup:
     relayed: UpstreamAnswer | None = None
 
 
-class StoreUnavailable(Exception):
-    """A store call failed or timed out (Redis down, slow, or refusing)."""
-
-    def __init__(self, operation: str, reason: str) -> None:
-        super().__init__(f"shield store {operation} failed: {reason}")
-        self.operation = operation
-        self.reason = reason
+StoreUnavailable = RedisUnavailable
+"""A store call failed or timed out: the Redis seam's one error (``gateway/redis.py``)."""
 
 
 class StoreEvents(Protocol):

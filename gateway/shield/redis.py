@@ -2,19 +2,20 @@
 
 Every hot-path operation is one Lua script (``scripts.py``: what each does and the key
 layout), so one round trip, atomic, and cluster-safe: every key a script touches shares
-the hash tag of its shield digest.
+the hash tag of its shield digest. The scripts run on the seam's script client
+(``gateway/redis.py``, ``gateway/resp.py``): pipelined, no pool checkout per call.
 
-Failure is bounded, not retried: the socket, connect and pool-wait timeouts are all
-``GATEWAY_REDIS_TIMEOUT_MS`` and redis-py's own retries are off (its defaults take ~60 s
-to give up on a blackholed Redis). Every error becomes
-:class:`~gateway.shield.base.StoreUnavailable`.
+Failure is bounded, not retried: every call has the seam's deadline
+(``GATEWAY_REDIS_TIMEOUT_MS``) and every error becomes
+:class:`~gateway.shield.base.StoreUnavailable` (the seam's ``RedisUnavailable``).
 
 One pub/sub subscription per process carries wake-ups and invalidations. It pings every
 half second; when it is down (or silent), ``events_live`` is false and the shield stops
 trusting its near-cache, which is cleared whenever the subscription is re-established.
 
 ``redis+cluster://`` (and ``rediss+cluster://``) select Redis Cluster; the uuid index
-lives in another slot than the answer, so in a cluster it is written by a second command.
+lives in another slot than the answer, so in a cluster it is written by a second command,
+sent together with the store script (one round trip of waiting).
 """
 
 from __future__ import annotations
@@ -22,18 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisClusterException, RedisError
-from redis.exceptions import TimeoutError as RedisTimeout
-from redis.maint_notifications import MaintNotificationsConfig
-
+from gateway.redis import FAILURES, RedisSeam, build_client
+from gateway.resp import Script
 from gateway.shield.base import (
     FOUND,
     HELD,
@@ -42,7 +36,6 @@ from gateway.shield.base import (
     RELAYED,
     Lookup,
     StoreEvents,
-    StoreUnavailable,
 )
 from gateway.shield.entry import Entry
 from gateway.shield.memory import wall_ms
@@ -59,6 +52,8 @@ from gateway.shield.scripts import (
 from gateway.shield.waiting import Wakeups, wait_settled
 from gateway.upstream.answer import UpstreamAnswer
 
+__all__ = ["RedisShieldStore", "build_client"]
+
 log = logging.getLogger("gateway.shield")
 
 HEARTBEAT_S = 0.5
@@ -68,39 +63,13 @@ RECONNECT_MAX_S = 1.0
 ObserverFactory = Callable[[str], Callable[[str, float], None]]
 OPERATIONS = ("acquire", "store", "index", "release", "renew", "confirm")
 
-_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
+_FAILURES = FAILURES
 
-
-def is_cluster_url(url: str) -> bool:
-    return url.split("://", 1)[0].endswith("+cluster")
-
-
-def build_client(url: str, *, timeout_s: float, max_connections: int) -> Redis | RedisCluster:
-    """One pooled client with short timeouts and no retries, from ``GATEWAY_REDIS_URL``."""
-    common: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-        "retry": Retry(NoBackoff(), 0),
-        "health_check_interval": 0,
-        "client_name": "rtb-gateway",
-    }
-    if is_cluster_url(url):
-        scheme, rest = url.split("://", 1)
-        return RedisCluster.from_url(
-            scheme.removesuffix("+cluster") + "://" + rest,
-            max_connections=max_connections,
-            **common,
-        )
-    # No maintenance-notification handshake: one round trip less on every (re)connect,
-    # and it only applies to managed Redis Enterprise endpoints.
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout_s,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        **common,
-    )
-    return Redis(connection_pool=pool)
+_ACQUIRE = Script(ACQUIRE)
+_STORE = Script(STORE)
+_RELEASE = Script(RELEASE)
+_RENEW = Script(RENEW)
+_CONFIRM = Script(CONFIRM)
 
 
 def _answer(status: bytes, content_type: bytes, body: bytes) -> UpstreamAnswer:
@@ -112,25 +81,20 @@ class RedisShieldStore:
 
     def __init__(
         self,
-        client: Redis | RedisCluster,
+        seam: RedisSeam,
         *,
-        timeout_s: float = 0.05,
-        cluster: bool = False,
         observe: ObserverFactory | None = None,
         clock_ms: Callable[[], int] = wall_ms,
+        owns_seam: bool = False,
     ) -> None:
-        self._client = client
-        self._timeout_s = timeout_s
-        self._cluster = cluster
-        self._observers = (
-            {op: observe("shield_" + op) for op in OPERATIONS} if observe is not None else None
-        )
+        self._seam = seam
+        self._client = seam.client
+        self._timeout_s = seam.timeout_s
+        self._cluster = seam.cluster
+        self._owns_seam = owns_seam
+        observers = {op: observe("shield_" + op) for op in OPERATIONS} if observe else {}
+        self._observers: dict[str, Any] = {op: observers.get(op) for op in OPERATIONS}
         self._clock_ms = clock_ms
-        self._acquire = client.register_script(ACQUIRE)
-        self._store = client.register_script(STORE)
-        self._release = client.register_script(RELEASE)
-        self._renew = client.register_script(RENEW)
-        self._confirm = client.register_script(CONFIRM)
         self._wakeups = Wakeups()
         self._events: StoreEvents | None = None
         self._live = False
@@ -146,8 +110,9 @@ class RedisShieldStore:
         max_connections: int,
         observe: ObserverFactory | None = None,
     ) -> RedisShieldStore:
-        client = build_client(url, timeout_s=timeout_s, max_connections=max_connections)
-        return cls(client, timeout_s=timeout_s, cluster=is_cluster_url(url), observe=observe)
+        """A store with a Redis seam of its own (the app shares one seam instead)."""
+        seam = RedisSeam(url, timeout_s=timeout_s, max_connections=max_connections)
+        return cls(seam, observe=observe, owns_seam=True)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,20 +127,12 @@ class RedisShieldStore:
         return 0
 
     async def start(self) -> None:
-        """Best effort: a Redis that is down at start-up is the breaker's business, not a
-        reason to refuse to serve. A cluster client learns the slot map before traffic
-        arrives (redis-py replaces its startup node when it first does, closing
-        connections that concurrent first commands are using), and the scripts are
-        loaded so the first burst does not meet ``NOSCRIPT``."""
+        """Best effort (a Redis down at start-up is the breaker's business): the seam
+        learns a cluster's slot map, and the scripts are loaded so the first burst does
+        not meet ``NOSCRIPT``."""
         self._closing = False
-        try:
-            async with asyncio.timeout(max(self._timeout_s * 20, 1.0)):
-                if isinstance(self._client, RedisCluster):
-                    await self._client.initialize()
-                for script in (self._acquire, self._store, self._release, self._renew):
-                    await self._client.script_load(script.script)
-        except Exception as exc:
-            log.warning("shield store not reachable at start-up (%s)", type(exc).__name__)
+        await self._seam.start()
+        await self._seam.load(_ACQUIRE, _STORE, _RELEASE, _RENEW)
         self._listener = asyncio.create_task(self._listen(), name="shield-events")
 
     async def close(self) -> None:
@@ -191,44 +148,20 @@ class RedisShieldStore:
                 if done:
                     break
         self._wakeups.wake_all()
-        with contextlib.suppress(*_FAILURES):
-            if isinstance(self._client, RedisCluster):
-                await self._client.aclose()
-            else:
-                await self._client.aclose()
-                await self._client.connection_pool.disconnect()
+        if self._owns_seam:
+            await self._seam.close()
 
     # -- operations --------------------------------------------------------------------
-
-    async def _call(self, operation: str, call: Awaitable[Any]) -> Any:
-        started = time.perf_counter()
-        outcome = "error"
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                result = await call
-            outcome = "ok"
-            return result
-        except Exception as exc:
-            # Anything the client raises, including its own bugs under a failing network,
-            # means "no answer from the store": the shield fails open either way.
-            if isinstance(exc, TimeoutError | RedisTimeout):
-                outcome = "timeout"
-            elif not isinstance(exc, _FAILURES):
-                log.warning("unexpected shield store error on %s: %r", operation, exc)
-            raise StoreUnavailable(operation, type(exc).__name__) from None
-        finally:
-            if self._observers is not None:
-                self._observers[operation](outcome, time.perf_counter() - started)
 
     async def acquire(
         self, digest: str, token: str, lease_ms: int, now_ms: int, holder: str = ""
     ) -> Lookup:
-        reply = await self._call(
+        reply = await self._seam.run(
             "acquire",
-            self._acquire(
-                keys=shield_keys(digest),
-                args=(token, lease_ms, holder, now_ms, max(lease_ms * 2, 1000)),
-            ),
+            _ACQUIRE,
+            shield_keys(digest),
+            (token, lease_ms, holder, now_ms, max(lease_ms * 2, 1000)),
+            self._observers["acquire"],
         )
         kind = reply[0]
         if kind == FOUND:
@@ -255,35 +188,48 @@ class RedisShieldStore:
 
     async def renew(self, digest: str, token: str, lease_ms: int) -> bool:
         lease = shield_keys(digest)[1]
-        return bool(await self._call("renew", self._renew(keys=(lease,), args=(token, lease_ms))))
+        return bool(
+            await self._seam.run(
+                "renew", _RENEW, (lease,), (token, lease_ms), self._observers["renew"]
+            )
+        )
 
     async def store(self, digest: str, token: str, entry: Entry, index: str) -> None:
-        ttl_ms = entry.expires_ms - self._clock_ms()
+        ttl_ms = max(entry.expires_ms - self._clock_ms(), 1)
         answer_key, lease, _, waiters = shield_keys(digest)
         keys = [answer_key, lease, waiters]
         if index and not self._cluster:
             keys.append(index_key(index))
         answer = entry.answer
-        await self._call(
+        stored = self._seam.run(
             "store",
-            self._store(
-                keys=keys,
-                args=(
-                    token,
-                    answer.status,
-                    answer.content_type,
-                    answer.body,
-                    entry.expires_ms,
-                    entry.uuid,
-                    max(ttl_ms, 1),
-                    CHANNEL,
-                    b"w" + digest.encode("ascii"),
-                    digest,
-                ),
+            _STORE,
+            keys,
+            (
+                token,
+                answer.status,
+                answer.content_type,
+                answer.body,
+                entry.expires_ms,
+                entry.uuid,
+                ttl_ms,
+                CHANNEL,
+                b"w" + digest.encode("ascii"),
+                digest,
             ),
+            self._observers["store"],
         )
-        if index and self._cluster:
-            await self._call("index", self._client.set(index_key(index), digest, px=max(ttl_ms, 1)))
+        if not (index and self._cluster):
+            await stored
+            return
+        # In a cluster the index lives in another slot: written alongside, not after.
+        indexed = self._seam.call(
+            "index", self._client.set(index_key(index), digest, px=ttl_ms), self._observers["index"]
+        )
+        results = await asyncio.gather(stored, indexed, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def release(self, digest: str, token: str, relayed: UpstreamAnswer | None) -> None:
         _, lease, relay, waiters = shield_keys(digest)
@@ -291,16 +237,17 @@ class RedisShieldStore:
             args: tuple[Any, ...] = (token, "0", "", "", "", RELAY_TTL_MS)
         else:
             args = (token, "1", relayed.status, relayed.content_type, relayed.body, RELAY_TTL_MS)
-        await self._call(
+        await self._seam.run(
             "release",
-            self._release(
-                keys=(lease, relay, waiters),
-                args=(*args, CHANNEL, b"w" + digest.encode("ascii")),
-            ),
+            _RELEASE,
+            (lease, relay, waiters),
+            (*args, CHANNEL, b"w" + digest.encode("ascii")),
+            self._observers["release"],
         )
 
     async def confirm(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> str | None:
-        raw = await self._call("confirm", self._client.get(index_key(index)))
+        observe = self._observers["confirm"]
+        raw = await self._seam.call("confirm", self._client.get(index_key(index)), observe)
         if raw is None:
             return None
         digest = raw.decode("ascii")
@@ -308,12 +255,12 @@ class RedisShieldStore:
             args: tuple[Any, ...] = (uuid.lower(), "d", "", "", "")
         else:
             args = (uuid.lower(), "r", answer.status, answer.content_type, answer.body)
-        changed = await self._call(
+        changed = await self._seam.run(
             "confirm",
-            self._confirm(
-                keys=(shield_keys(digest)[0],),
-                args=(*args, CHANNEL, b"i" + digest.encode("ascii")),
-            ),
+            _CONFIRM,
+            (shield_keys(digest)[0],),
+            (*args, CHANNEL, b"i" + digest.encode("ascii")),
+            observe,
         )
         return digest if changed else None
 
