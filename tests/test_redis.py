@@ -187,11 +187,13 @@ async def test_redis_py_calls_share_the_deadline_and_error(redis_server: RedisSe
 def test_the_breaker_opens_after_failures_and_probes_once() -> None:
     now = [0.0]
     b = Breaker(failures=2, open_s=1.0, clock=lambda: now[0])
-    assert b.allow() and not b.failure()
+    assert b.allow()
+    assert not b.failure()
     assert b.failure()  # opened
     assert not b.allow()
     now[0] = 1.0
     assert b.allow()  # the probe
     assert not b.allow()  # only one
     b.success()
-    assert b.closed and b.allow()
+    assert b.closed
+    assert b.allow()
