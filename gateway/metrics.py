@@ -13,6 +13,12 @@ worker answers ``/metrics`` adds them all up. Gauges sum over live workers only
 (``livesum``); the supervisor drops a dead worker's gauges. Values sampled from objects
 (pool occupancy, shield store size) are read at scrape time in a single process, and
 pushed once a second by each worker in multiprocess mode (see :meth:`Metrics.refresh`).
+
+Cheap on the hot path: label children are bound once (:meth:`Metrics.bind`, at start-up
+or the first time a label set is seen) and kept by the code that updates them, and in a
+single process their values carry no lock (:class:`LoopValue`): a forwarded ping makes
+about a dozen metric updates, and prometheus-client's per-value mutex was the larger part
+of their cost. Values stay exact: every update still lands, on the loop's one thread.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from prometheus_client import (
 from prometheus_client import values as _prom_values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.values import MutexValue
 
 from gateway import __version__, stats_share
 from gateway.stats import RollingStats, current_request
@@ -87,6 +94,55 @@ PROTECT_REASONS = (
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 Observer = Callable[[str, float], None]
+
+
+class LoopValue:
+    """prometheus-client's single-process value, without its lock.
+
+    Every update of the gateway's metrics happens on the event loop's thread, and so
+    does ``/metrics`` (``generate_latest`` in the endpoint), so the mutex guarded nothing
+    and cost a lock round per update. Multiprocess values (mmap files) are left alone.
+    """
+
+    _multiprocess = False
+    __slots__ = ("_exemplar", "_value")
+
+    def __init__(self, value: float = 0.0, exemplar: Any = None) -> None:
+        self._value = value
+        self._exemplar = exemplar
+
+    def inc(self, amount: float) -> None:
+        self._value += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        self._value = value
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        self._exemplar = exemplar
+
+    def get(self) -> float:
+        return self._value
+
+    def get_exemplar(self) -> Any:
+        return self._exemplar
+
+
+def _unlocked(value: Any) -> Any:
+    if type(value) is MutexValue:
+        return LoopValue(value.get(), value.get_exemplar())
+    return value
+
+
+def unlock(metric: Any) -> Any:
+    """Swap the mutex values of a metric child (or unlabelled metric) for :class:`LoopValue`."""
+    for name in ("_value", "_sum", "_count"):
+        value = getattr(metric, name, None)
+        if value is not None:
+            setattr(metric, name, _unlocked(value))
+    buckets = getattr(metric, "_buckets", None)
+    if isinstance(buckets, list):
+        metric._buckets = [_unlocked(b) for b in buckets]
+    return metric
 
 
 def multiprocess_active() -> bool:
@@ -156,7 +212,7 @@ class Metrics:
             registry=r,
         )
         for result in SHIELD_RESULTS:
-            self.shield_lookups.labels(result)
+            unlock(self.shield_lookups.labels(result))
         self.shield_store_entries = Gauge(
             "gateway_shield_store_entries",
             "Answers held by the in-process shield store (or near-cache)",
@@ -177,7 +233,7 @@ class Metrics:
             registry=r,
         )
         for result in LOOKUP_CACHE_RESULTS:
-            self.lookup_cache.labels(result)
+            unlock(self.lookup_cache.labels(result))
         self.lookup_cache_bytes = Gauge(
             "gateway_lookup_cache_bytes",
             "Bytes held by the in-process lookup cache, as charged against "
@@ -198,8 +254,7 @@ class Metrics:
             ("reason",),
             registry=r,
         )
-        for reason in PROTECT_REASONS:
-            self.protect_refusals.labels(reason)
+        self._refusals = {r: unlock(self.protect_refusals.labels(r)) for r in PROTECT_REASONS}
         self.rate_limit_fallbacks = Counter(
             "gateway_rate_limit_fallbacks_total",
             "Rate-limit checks answered in process because Redis failed or was being skipped",
@@ -220,6 +275,12 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.build_info.labels(version).set(1)
+        for unlabelled in (self.in_flight, self.shield_store_entries, self.rate_limit_fallbacks):
+            unlock(unlabelled)
+
+    def bind(self, metric: Any, *labels: str) -> Any:
+        """The child of ``metric`` for ``labels``, ready for the hot path (bind it once)."""
+        return unlock(metric.labels(*labels))
 
     # -- callbacks for the code that does the work ---------------------------------------
 
@@ -234,7 +295,7 @@ class Metrics:
         def observe(outcome: str, seconds: float) -> None:
             child = children.get(outcome)
             if child is None:
-                child = children[outcome] = self.upstream_duration.labels(upstream, outcome)
+                child = children[outcome] = self.bind(self.upstream_duration, upstream, outcome)
             child.observe(seconds)
             ctx = current_request.get()
             if ctx is not None:
@@ -249,22 +310,25 @@ class Metrics:
         def observe(outcome: str, seconds: float) -> None:
             child = children.get(outcome)
             if child is None:
-                child = children[outcome] = self.redis_duration.labels(command, outcome)
+                child = children[outcome] = self.bind(self.redis_duration, command, outcome)
             child.observe(seconds)
 
         return observe
 
     def shield_result(self, result: str) -> None:
         """Count one shield lookup (``hit``, ``miss``, ``coalesced``, ``error``, ``bypass``)."""
-        self.shield_lookups.labels(result).inc()
+        self.bind(self.shield_lookups, result).inc()
 
     def protect_refusal(self, reason: str) -> None:
         """Count one refusal by gateway/protect/ (a reason from ``PROTECT_REASONS``)."""
-        self.protect_refusals.labels(reason).inc()
+        child = self._refusals.get(reason)
+        if child is None:
+            child = self._refusals[reason] = self.bind(self.protect_refusals, reason)
+        child.inc()
 
     def breaker_state(self, upstream: str) -> Callable[[bool], None]:
         """A callback ``(is_open)`` for one upstream's circuit breaker."""
-        gauge = self.breaker_open.labels(upstream)
+        gauge = self.bind(self.breaker_open, upstream)
         gauge.set(0)
 
         def changed(is_open: bool) -> None:

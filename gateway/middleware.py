@@ -154,13 +154,13 @@ class RequestMiddleware:
         key = (route, method, status)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = self.metrics.http_requests.labels(
-                route, method, str(status)
+            counter = self._counters[key] = self.metrics.bind(
+                self.metrics.http_requests, route, method, str(status)
             )
         counter.inc()
         hist = self._durations.get(route)
         if hist is None:
-            hist = self._durations[route] = self.metrics.http_duration.labels(route)
+            hist = self._durations[route] = self.metrics.bind(self.metrics.http_duration, route)
         hist.observe(elapsed)
         shield = scope.get("shield_result")
         self.stats.record(route, status, elapsed, shield, ctx.upstream_seconds, ctx.upstream_errors)

@@ -66,7 +66,7 @@ class Lookups:
         self.cache = cache if ttl_s > 0 else None
         self.ttl_s = ttl_s
         self._inflight: dict[str, asyncio.Task[tuple[UpstreamAnswer, str]]] = {}
-        self._count = {r: metrics.lookup_cache.labels(r) for r in RESULTS}
+        self._count = {r: metrics.bind(metrics.lookup_cache, r) for r in RESULTS}
         self._local: dict[str, int] = {}  # this process's writes per cache group
         self._missed_bumps = metrics.lookup_invalidation_failures
 

@@ -124,7 +124,9 @@ class StoreShield:
         self._tokens = lambda: f"{prefix}{next(counter):x}"
         self._background: set[asyncio.Task[Any]] = set()
         self._counters = (
-            {r: metrics.shield_lookups.labels(r) for r in SHIELD_RESULTS} if metrics else None
+            {r: metrics.bind(metrics.shield_lookups, r) for r in SHIELD_RESULTS}
+            if metrics
+            else None
         )
         if metrics is not None:
             # In process: the store's answers; over Redis: the near-cache's.
