@@ -49,6 +49,7 @@ from redis.crc import key_slot
 Arg = bytes | str | int | float
 
 _SLOTS = 16384
+REFRESH_MIN_S = 1.0
 _ASKING = hiredis.pack_command((b"ASKING",))
 
 
@@ -258,6 +259,7 @@ class ScriptClient:
         self._by_slot: list[_NodeLink | None] = [None] * _SLOTS if self._cluster else []
         self._single: _NodeLink | None = None
         self._refreshing: asyncio.Task[None] | None = None
+        self._refreshed_at = float("-inf")
         if not self._cluster:
             pool = client.connection_pool
             self._single = _NodeLink(
@@ -267,9 +269,16 @@ class ScriptClient:
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """The script's reply; :class:`LinkError` when there is none to be had."""
         packed = hiredis.pack_command((b"EVALSHA", script.sha, len(keys), *keys, *args))
-        link = self._single or self._link_for(keys[0])
+        link = self._single
+        if link is None:
+            link = self._link_for(keys[0])
         fut = link.call(packed)
-        reply = await (fut if fut is not None else link.call_slow(packed))
+        try:
+            reply = await (fut if fut is not None else link.call_slow(packed))
+        except LinkError:
+            if self._cluster:
+                self._refresh()  # a dead node is only replaced in a fresh slot map
+            raise
         if type(reply) is hiredis.ReplyError:
             reply = await self._recover(reply, link, script, keys, args)
         return reply
@@ -347,7 +356,11 @@ class ScriptClient:
         slot = key_slot(key.encode())
         link = self._by_slot[slot]
         if link is None:
-            node = self._client.nodes_manager.get_node_from_slot(slot)
+            try:
+                node = self._client.nodes_manager.get_node_from_slot(slot)
+            except Exception:  # no slot map yet (the cluster was down at start-up)
+                self._refresh()
+                raise LinkError("no slot map") from None
             link = self._by_slot[slot] = self._node(node.name)
         return link
 
@@ -368,13 +381,17 @@ class ScriptClient:
         return [self._node(n.name) for n in nodes if n.server_type == "primary"]
 
     def _refresh(self) -> None:
-        """Re-read the slot map (redis-py's ``CLUSTER SLOTS``) once, in the background."""
-        if self._refreshing is not None:
+        """Re-read the slot map (redis-py's ``CLUSTER SLOTS``) in the background: one at a
+        time, at most one a second."""
+        loop = asyncio.get_running_loop()
+        if self._refreshing is not None or loop.time() < self._refreshed_at + REFRESH_MIN_S:
             return
+        self._refreshed_at = loop.time()
 
         async def refresh() -> None:
             try:
                 async with asyncio.timeout(max(self._timeout_s * 20, 1.0)):
+                    await self._client.initialize()  # a no-op once it has a slot map
                     await self._client.nodes_manager.initialize()
             finally:
                 self._by_slot = [None] * _SLOTS
