@@ -14,11 +14,13 @@ rate limits, the lookup cache, the cluster slot map): this module only runs scri
   measured and lost here: ~200 µs more CPU per forward and more timeouts on a busy box
   (note12), so each command goes out as it is issued (uvloop writes at once).
 - **Every call has a deadline** (``timeout_s``, ``GATEWAY_REDIS_TIMEOUT_MS``), kept by
-  one watchdog timer per connection rather than one timer per call: replies arrive in
-  order, so only the oldest outstanding command can be the first late one. When it is
-  late the connection is dropped and everything on it fails (as redis-py disconnects a
-  connection that timed out: a late reply could otherwise be matched to the wrong
-  caller); the next call reconnects. Connecting has the same deadline.
+  one watchdog timer per connection rather than one timer per call (replies arrive in
+  order, so the oldest outstanding command is always the first to be late). A late
+  caller gets its error and goes on; its reply, when it comes, is matched in order and
+  dropped, so one slow reply fails only the calls that waited too long, not everything
+  on the connection. A connection whose oldest command has had no reply for
+  ``max(1 s, 4 deadlines)`` is dropped (a dead peer) and the next call reconnects.
+  Connecting has the same deadline.
 - **Scripts by digest**: ``EVALSHA``, and ``EVAL`` once on ``NOSCRIPT`` (a restarted or
   failed-over Redis), which caches the script again.
 - **Cluster**: the slot comes from the first key's hash tag, the node from redis-py's
@@ -81,7 +83,9 @@ class _Connection(asyncio.Protocol):
         self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
-        self._late: asyncio.Future[Any] | None = None
+        self._grace = False
+        # A connection whose oldest command is this old without a reply is given up.
+        self._dead_s = max(1.0, 4 * timeout_s)
         self.closed = False
 
     # asyncio.Protocol
@@ -123,23 +127,40 @@ class _Connection(asyncio.Protocol):
         return fut
 
     def _watch(self) -> None:
+        """Fail the calls whose deadline has passed; drop a connection nothing answers."""
         self._watchdog = None
-        if not self._pending or self.closed:
+        pending = self._pending
+        if not pending or self.closed:
             return
-        oldest = self._pending[0][0]
-        due = self._pending[0][1] + self._timeout_s
         now = self._loop.time()
-        if now < due:
-            self._watchdog = self._loop.call_at(due, self._watch)
+        oldest_sent = pending[0][1]
+        if now - oldest_sent >= self._dead_s:
+            # The oldest command has had no reply for many deadlines: the peer is gone
+            # (a half-open connection, a blackhole). Start over on a new connection.
+            self._fail("no reply", timed_out=True)
             return
-        if self._late is not oldest:
+        deadline = self._timeout_s
+        overdue = []
+        next_due = oldest_sent + self._dead_s
+        for fut, sent in pending:
+            if sent + deadline > now:
+                next_due = min(next_due, sent + deadline)
+                break
+            if not fut.done():
+                overdue.append(fut)
+        if overdue and not self._grace:
             # After a stall of the event loop, uvloop runs due timers before it reads
-            # sockets: a reply that came in time may be waiting unread. Look again
-            # after one more turn of the loop (1 ms) before calling it late.
-            self._late = oldest
+            # sockets: replies that came in time may be waiting unread. Look again after
+            # one more turn of the loop (1 ms) before calling them late.
+            self._grace = True
             self._watchdog = self._loop.call_at(now + 0.001, self._watch)
             return
-        self._fail("timeout", timed_out=True)
+        self._grace = False
+        for fut in overdue:
+            # Only these callers give up; their replies, when they come, are matched
+            # in order and dropped, and the connection goes on serving the others.
+            fut.set_exception(LinkTimeout("timeout"))
+        self._watchdog = self._loop.call_at(next_due, self._watch)
 
     def _fail(self, reason: str, *, timed_out: bool = False) -> None:
         """Close for good: every outstanding call fails (each with its own exception)."""

@@ -197,3 +197,30 @@ def test_the_breaker_opens_after_failures_and_probes_once() -> None:
     b.success()
     assert b.closed
     assert b.allow()
+
+
+BUSY = Script(
+    "local t = redis.call('TIME') local start = t[1] * 1e6 + t[2] "
+    "repeat local n = redis.call('TIME') until n[1] * 1e6 + n[2] - start > tonumber(ARGV[1]) "
+    "return 1"
+)
+
+
+async def test_a_late_reply_fails_only_its_caller_and_keeps_the_connection(
+    redis_server: RedisServer,
+) -> None:
+    s = seam(redis_server.url, timeout_s=0.3)
+    probe = redis.asyncio.from_url(redis_server.url)
+    try:
+        await s.run("echo", ECHO, ("k",), ("v", 0))
+        before = (await probe.info("stats"))["total_connections_received"]
+        with pytest.raises(RedisUnavailable) as raised:
+            await s.run("busy", BUSY, ("k",), (450_000,))  # Redis busy for 0.45 s
+        assert raised.value.reason == "LinkTimeout"
+        # Sent while Redis is still busy; answered within its own deadline, on the same
+        # connection, after the late reply has been matched and dropped.
+        assert await s.run("echo", ECHO, ("k",), ("v", 1)) == [b"k", b"v", 2]
+        assert (await probe.info("stats"))["total_connections_received"] == before
+    finally:
+        await probe.aclose()
+        await s.close()
