@@ -23,7 +23,7 @@ from gateway import __version__
 from gateway.config import Settings
 from gateway.core_api.endpoints import core_api_routes
 from gateway.core_api.lookups import start_lookups
-from gateway.errors import GatewayError, error_response
+from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.health import DrainState, healthz, readyz
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.middleware import RequestMiddleware
@@ -148,7 +148,6 @@ def create_app(
         exception_handlers={
             GatewayError: _gateway_error,
             HTTPException: _http_error,
-            Exception: _unexpected_error,
         },
     )
     # A gateway answers 404, never a redirect built from the client's Host header.
@@ -195,20 +194,17 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own HTTP errors (no route, wrong method) in the gateway's JSON shape.
+
+    Unexpected exceptions are not handled here: RequestMiddleware is the one 500 path
+    (it logs once, with the request id)."""
     assert isinstance(exc, HTTPException)
-    code = _HTTP_ERRORS.get(exc.status_code, "http_error")
-    message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    if exc.status_code == 405:
-        message = f"{request.method} is not allowed here"
-    return error_response(exc.status_code, code, message, headers=exc.headers)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error(
-        "unhandled error", exc_info=exc, extra={"request_id": request.scope.get("request_id")}
-    )
-    return error_response(500, "internal_error", "the gateway failed; see its logs")
+    error: GatewayError
+    if exc.status_code == 404:
+        error = NotFound(headers=exc.headers)
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed here", headers=exc.headers)
+    else:
+        error = HttpError(exc.status_code, str(exc.detail), headers=exc.headers)
+    return error.response()

@@ -30,7 +30,7 @@ from gateway.core_api.routes import (
     raw_path_is_plain,
     upstream_path,
 )
-from gateway.errors import GatewayError
+from gateway.errors import InvalidQuery, MethodNotAllowed, NotFound, UriTooLong
 from gateway.state import Resources
 from gateway.upstream.answer import UpstreamAnswer
 
@@ -39,24 +39,20 @@ MAX_QUERY_BYTES = 8192
 _QUERY_OK = re.compile(rb"[\x21-\x22\x24-\x7e]*")
 
 
-def _not_found() -> GatewayError:
-    return GatewayError(404, "not_found", "no such route")
-
-
 def _checked(request: Request, route: CoreRoute, fmt: str) -> tuple[str, bytes]:
     """(upstream path, raw query) for a request the table admits; 404/400 otherwise."""
     scope = request.scope
     raw_path = scope.get("raw_path") or scope["path"].encode()
     if not raw_path_is_plain(raw_path):
-        raise _not_found()
+        raise NotFound()
     path = upstream_path(route, fmt, request.path_params)
     if path is None:
-        raise _not_found()
+        raise NotFound()
     query: bytes = scope["query_string"]
     if len(query) > MAX_QUERY_BYTES:
-        raise GatewayError(414, "uri_too_long", f"the query string is over {MAX_QUERY_BYTES} bytes")
+        raise UriTooLong(f"the query string is over {MAX_QUERY_BYTES} bytes")
     if not _QUERY_OK.fullmatch(query):
-        raise GatewayError(400, "invalid_request", "the query string must be percent-encoded ASCII")
+        raise InvalidQuery("the query string must be percent-encoded ASCII")
     return path, query
 
 
@@ -94,9 +90,7 @@ async def write(request: Request, *, route: CoreRoute, fmt: str, allow: str) -> 
     res: Resources = request.state.res
     path, query = _checked(request, route, fmt)
     if not res.settings.core_api_allow_writes:
-        raise GatewayError(
-            405,
-            "method_not_allowed",
+        raise MethodNotAllowed(
             f"{request.method} to the Core API is turned off on this gateway "
             "(GATEWAY_CORE_API_ALLOW_WRITES)",
             headers={"Allow": allow},

@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gateway.errors import GatewayError
+from gateway.errors import Overloaded, UpstreamUnavailable
 from gateway.protect.ratelimit import retry_after_header
 
 CLOSED = "closed"
@@ -73,9 +73,7 @@ class CircuitBreaker:
         """Admit one call or raise a 503; returns whether the call is a half-open probe."""
         if self.in_flight >= self.max_in_flight:
             self._refuse("overloaded")
-            raise GatewayError(
-                503,
-                "overloaded",
+            raise Overloaded(
                 f"too many requests in flight to the {self.upstream} upstream",
                 headers={"Retry-After": "1"},
             )
@@ -84,9 +82,7 @@ class CircuitBreaker:
             now = self._clock()
             if now < self._next_probe:
                 self._refuse("breaker_open")
-                raise GatewayError(
-                    503,
-                    "upstream_unavailable",
+                raise UpstreamUnavailable(
                     f"the {self.upstream} upstream is failing; not forwarding for now",
                     headers={"Retry-After": retry_after_header(self._next_probe - now)},
                 )

@@ -11,15 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.config import Settings
-from gateway.errors import GatewayError
+from gateway.errors import Forbidden, RateLimited
 from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
 from gateway.protect.ratelimit import RateLimiter, parse_limits, retry_after_header
-
-
-def _forbidden() -> GatewayError:
-    # A fresh instance per refusal: a shared one would keep every raise's traceback
-    # (frames holding scope, body and ping) chained onto itself, growing without bound.
-    return GatewayError(403, "forbidden", "this RTB key is not accepted by this gateway")
 
 
 class Guard:
@@ -40,7 +34,7 @@ class Guard:
         """403 for a key outside the allow-list (when there is one)."""
         if self.allow_list is not None and not self.allow_list.allows(rtb_key):
             self._refused("forbidden_key")
-            raise _forbidden()
+            raise Forbidden()
 
     async def admit_ping(self, rtb_key: str, publisher_id: str) -> None:
         """403 for an unknown key, 429 with ``Retry-After`` over a rate limit."""
@@ -50,9 +44,7 @@ class Guard:
         verdict = await self.limiter.check(rtb_key, publisher_id)
         if not verdict.allowed:
             self._refused("rate_limited")
-            raise GatewayError(
-                429,
-                "rate_limited",
+            raise RateLimited(
                 f"too many pings for this {verdict.scope}; retry after the time in Retry-After",
                 headers={"Retry-After": retry_after_header(verdict.retry_after_s)},
             )

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.bodies import read_body, receive_body
-from gateway.errors import JSON, GatewayError
+from gateway.errors import JSON, GatewayError, send_error
 from gateway.rtb.ping import parse_confirmation, parse_ping
 from gateway.shield.base import X_SHIELD
 from gateway.state import Resources
@@ -64,7 +64,7 @@ class CreateReservation:
 
             answer, result = await res.shield.answer(ping, deadline, forward)
         except GatewayError as exc:
-            await _send_error(send, exc)
+            await send_error(send, exc)
             return
         scope["shield_result"] = result
         await self._send(send, answer, _X_SHIELD[result])
@@ -88,15 +88,6 @@ class CreateReservation:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Send, exc: GatewayError) -> None:
-    body = exc.body()
-    headers = [(b"content-type", _JSON_TYPE), (b"content-length", b"%d" % len(body))]
-    for name, value in (exc.headers or {}).items():
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 create_reservation = CreateReservation()

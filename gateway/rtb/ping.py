@@ -7,7 +7,7 @@ reaches the upstream costs a buyer money, so anything ambiguous is refused with 
 that names every offending field, never silently dropped or "fixed".
 
 The parser only ever sees bytes that the endpoint already bounded by
-``GATEWAY_MAX_BODY_BYTES``; it raises :class:`~gateway.errors.GatewayError`.
+``GATEWAY_MAX_BODY_BYTES``; it raises the :class:`~gateway.errors.RequestError` kinds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from gateway.errors import GatewayError, invalid_request
+from gateway.errors import (
+    BadEncoding,
+    InvalidFields,
+    InvalidQuery,
+    MalformedJson,
+    UnsupportedMediaType,
+)
 from gateway.phone import InvalidPhoneNumber, to_e164
 
 MAX_TAGS = 100
@@ -165,7 +171,7 @@ def validate_ping(fields: dict[str, Any]) -> Ping:
         problems["tags"] = f"at most {MAX_TAGS} tags, got {tag_count}"
 
     if problems:
-        raise invalid_request(problems)
+        raise InvalidFields(problems)
     assert key is not None
     assert publisher is not None
     assert caller is not None
@@ -191,7 +197,7 @@ def parse_confirmation(
     for name in unknown[:10]:
         problems[_safe_name(name)] = "is not a field of a confirmation"
     if problems:
-        raise invalid_request(problems)
+        raise InvalidFields(problems)
     return Confirmation(uuid.lower(), key, status)
 
 
@@ -210,22 +216,18 @@ def _parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
         if body.lstrip()[:1] == b"{":
             return _parse_json(body)
         return _parse_form(body, source="form body")
-    raise GatewayError(
-        415,
-        "unsupported_media_type",
-        f"send {JSON} or {FORM}, not {kind[:80]!r}",
-    )
+    raise UnsupportedMediaType(f"send {JSON} or {FORM}, not {kind[:80]!r}")
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = _json_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError):
-        raise GatewayError(400, "malformed_json", "the body is not valid JSON") from None
+        raise MalformedJson() from None
     except UnicodeDecodeError:  # msgspec's error for invalid UTF-8 inside a JSON string
-        raise GatewayError(400, "bad_encoding", "the JSON body is not valid UTF-8") from None
+        raise BadEncoding("the JSON body is not valid UTF-8") from None
     if not isinstance(data, dict):
-        raise GatewayError(400, "malformed_json", "the JSON body must be an object")
+        raise MalformedJson("the JSON body must be an object")
     return data
 
 
@@ -243,9 +245,9 @@ def _parse_form(raw: bytes, *, source: str) -> dict[str, Any]:
             max_num_fields=MAX_TAGS * 2 + 10,
         )
     except UnicodeDecodeError:
-        raise GatewayError(400, "bad_encoding", f"the {source} is not valid UTF-8") from None
+        raise BadEncoding(f"the {source} is not valid UTF-8") from None
     except ValueError:
-        raise GatewayError(400, "invalid_request", f"the {source} has too many fields") from None
+        raise InvalidQuery(f"the {source} has too many fields") from None
     out: dict[str, Any] = {}
     seen_twice: set[str] = set()
     for name, value in pairs:
@@ -253,7 +255,7 @@ def _parse_form(raw: bytes, *, source: str) -> dict[str, Any]:
             seen_twice.add(name)
         out[name] = value
     if seen_twice:
-        raise invalid_request(
+        raise InvalidFields(
             {
                 _safe_name(n): "given more than once with different values"
                 for n in sorted(seen_twice)[:10]

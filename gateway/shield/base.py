@@ -37,10 +37,9 @@ BYPASS = "bypass"
 X_SHIELD = {HIT: "hit", MISS: "miss", COALESCED: "coalesced", ERROR: "bypass", BYPASS: "bypass"}
 
 
-def mark(exc: GatewayError, result: str) -> GatewayError:
-    """Give an error answer to a ping its ``X-Shield`` header too."""
-    exc.headers = {**(exc.headers or {}), "x-shield": X_SHIELD[result]}
-    return exc
+def marked(exc: GatewayError, result: str) -> GatewayError:
+    """A new error answer like ``exc`` that also carries the ping's ``X-Shield`` header."""
+    return exc.with_headers({"x-shield": X_SHIELD[result]})
 
 
 class Shield(Protocol):

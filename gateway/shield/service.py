@@ -48,7 +48,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import GatewayError, upstream_timeout
+from gateway.errors import GatewayError, UpstreamTimeout
 from gateway.metrics import SHIELD_RESULTS, Metrics
 from gateway.rtb.ping import Ping
 from gateway.shield.base import (
@@ -63,7 +63,7 @@ from gateway.shield.base import (
     Forward,
     ShieldStore,
     StoreUnavailable,
-    mark,
+    marked,
 )
 from gateway.shield.breaker import Breaker
 from gateway.shield.entry import Entry, confirmed_answer, make_entry
@@ -173,7 +173,7 @@ class StoreShield:
                     settled = await asyncio.shield(flight)
             except TimeoutError:
                 self._count(COALESCED)
-                raise mark(upstream_timeout("rtb"), COALESCED) from None
+                raise marked(UpstreamTimeout("rtb"), COALESCED) from None
             if settled is None or settled.repeat is None:
                 continue  # the leader gave up without an answer: look again
             result = HIT if settled.result == HIT else COALESCED
@@ -217,7 +217,7 @@ class StoreShield:
             flight.set_result(settled)
         self._count(settled.result)
         if settled.error is not None:
-            raise mark(settled.error, settled.result)
+            raise marked(settled.error, settled.result) from None
         assert settled.first is not None
         return settled.first, settled.result
 
@@ -245,7 +245,7 @@ class StoreShield:
             self._failed(exc)
             return await self._unshielded(forward, ERROR)
         except TimeoutError:
-            return _Settled(None, upstream_timeout("rtb"), None, COALESCED)
+            return _Settled(None, UpstreamTimeout("rtb"), None, COALESCED)
         if look.kind == FOUND:
             assert look.entry is not None
             return self._found(digest, look.entry, generation, COALESCED)

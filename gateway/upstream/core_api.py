@@ -50,7 +50,7 @@ import aiohttp
 from yarl import URL
 
 from gateway.core_api.routes import Upstream
-from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
+from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.upstream.answer import (
     AnswerTooLarge,
     UpstreamAnswer,
@@ -248,7 +248,7 @@ class CoreApiClient:
     ) -> UpstreamAnswer:
         session, slots = self._session, self._slots
         if session is None or slots is None:
-            raise GatewayError(503, "not_ready", "the gateway is starting or stopping")
+            raise NotReady()
         headers = {"Content-Type": content_type} if content_type else None
         started = time.perf_counter()
         outcome = "error"
@@ -276,12 +276,12 @@ class CoreApiClient:
         except AnswerTooLarge as exc:
             outcome = "too_large"
             detail = too_large(exc, "GATEWAY_CORE_API_MAX_ANSWER_BYTES")
-            raise upstream_unavailable(NAME, detail) from None
+            raise BadGateway(NAME, detail) from None
         except TimeoutError:
             outcome = "timeout"
-            raise upstream_timeout(NAME) from None
+            raise UpstreamTimeout(NAME) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise upstream_unavailable(NAME, describe(exc)) from None
+            raise BadGateway(NAME, describe(exc)) from None
         finally:
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)

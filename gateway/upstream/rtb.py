@@ -35,7 +35,7 @@ from collections.abc import Callable
 import aiohttp
 from yarl import URL
 
-from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
+from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.protect.breaker import CircuitBreaker
 from gateway.upstream.answer import AnswerTooLarge, UpstreamAnswer, content_type_for, read_bounded
 from gateway.upstream.failures import describe, too_large
@@ -115,11 +115,11 @@ class RtbClient:
     ) -> UpstreamAnswer:
         session = self._session
         if session is None:
-            raise GatewayError(503, "not_ready", "the gateway is starting or stopping")
+            raise NotReady()
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise upstream_timeout("rtb")
+            raise UpstreamTimeout("rtb")
         breaker = self.breaker
         probe = breaker.acquire() if breaker is not None else False
         verdict: bool | None = None  # upstream healthy? None: cancelled, no verdict
@@ -139,15 +139,15 @@ class RtbClient:
             outcome = "too_large"
             verdict = False
             detail = too_large(exc, "GATEWAY_RTB_MAX_ANSWER_BYTES")
-            raise upstream_unavailable("rtb", detail) from None
+            raise BadGateway("rtb", detail) from None
         except TimeoutError:
             outcome = "timeout"
             verdict = False
-            raise upstream_timeout("rtb") from None
+            raise UpstreamTimeout("rtb") from None
         except (aiohttp.ClientError, OSError) as exc:
             outcome = "error"
             verdict = False
-            raise upstream_unavailable("rtb", describe(exc)) from None
+            raise BadGateway("rtb", describe(exc)) from None
         finally:
             if breaker is not None:
                 breaker.release(verdict, probe)
