@@ -26,14 +26,18 @@ class DrainState:
         self.draining = True
 
 
-async def healthz(request: Request) -> Response:
-    return Response(_OK, media_type="application/json")
+class Health:
+    """``/healthz`` (the process answers) and ``/readyz`` (it wants traffic)."""
 
+    def __init__(self, drain: DrainState) -> None:
+        self.drain = drain
 
-async def readyz(request: Request) -> Response:
-    state: DrainState = request.app.state.drain
-    if state.draining:
-        return Draining().response()
-    if not state.ready:
-        return NotReady("the gateway is starting").response()
-    return Response(_OK, media_type="application/json")
+    async def healthz(self, request: Request) -> Response:
+        return Response(_OK, media_type="application/json")
+
+    async def readyz(self, request: Request) -> Response:
+        if self.drain.draining:
+            return Draining().response()
+        if not self.drain.ready:
+            return NotReady("the gateway is starting").response()
+        return Response(_OK, media_type="application/json")

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.bodies import read_body
 from gateway.core_api.links import client_origin, rewrite_link
+from gateway.core_api.lookups import Lookups
 from gateway.core_api.reports import validate_report_query
 from gateway.core_api.routes import (
     READ_ROUTES,
@@ -31,8 +32,8 @@ from gateway.core_api.routes import (
     upstream_path,
 )
 from gateway.errors import InvalidQuery, MethodNotAllowed, NotFound, UriTooLong
-from gateway.state import Resources
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.core_api import CoreApiClient
 
 MAX_QUERY_BYTES = 8192
 # Printable ASCII without space or "#": what a well-formed request target carries.
@@ -56,67 +57,74 @@ def _checked(request: Request, route: CoreRoute, fmt: str) -> tuple[str, bytes]:
     return path, query
 
 
-def _respond(
-    request: Request, res: Resources, answer: UpstreamAnswer, cache: str | None
-) -> Response:
-    headers: dict[str, str] = {}
-    if answer.content_type:
-        headers["content-type"] = answer.content_type
-    for name, value in answer.headers:
-        if name == "Link":
-            origin = client_origin(
-                request.scope, trust_forwarded=res.settings.trust_forwarded_headers
+class CoreApiEndpoints:
+    """The mirror's handlers, bound to the lookups and the Core API client they use."""
+
+    def __init__(
+        self,
+        lookups: Lookups,
+        client: CoreApiClient,
+        *,
+        allow_writes: bool,
+        max_body_bytes: int,
+        trust_forwarded: bool,
+    ) -> None:
+        self.lookups = lookups
+        self.client = client
+        self.allow_writes = allow_writes
+        self.max_body_bytes = max_body_bytes
+        self.trust_forwarded = trust_forwarded
+
+    async def lookup(self, request: Request, *, route: CoreRoute, fmt: str) -> Response:
+        """GET (and HEAD) on an allow-listed read route: cached, coalesced, polite."""
+        path, query = _checked(request, route, fmt)
+        if route.validate_reports:
+            validate_report_query(query)
+        answer, result = await self.lookups.get(route.upstream, path, query)
+        return self._respond(request, answer, result)
+
+    async def write(self, request: Request, *, route: CoreRoute, fmt: str, allow: str) -> Response:
+        """A write route of the reference: 405 unless writes are on; then forwarded once."""
+        path, query = _checked(request, route, fmt)
+        if not self.allow_writes:
+            raise MethodNotAllowed(
+                f"{request.method} to the Core API is turned off on this gateway "
+                "(GATEWAY_CORE_API_ALLOW_WRITES)",
+                headers={"Allow": allow},
             )
-            value = rewrite_link(value, origin)
-        headers[name.lower()] = value
-    if cache is not None:
-        headers["x-cache"] = cache
-    return Response(answer.body, status_code=answer.status, headers=headers)
-
-
-async def lookup(request: Request, *, route: CoreRoute, fmt: str) -> Response:
-    """GET (and HEAD) on an allow-listed read route: cached, coalesced, polite."""
-    res: Resources = request.state.res
-    path, query = _checked(request, route, fmt)
-    if route.validate_reports:
-        validate_report_query(query)
-    assert res.lookups is not None
-    answer, result = await res.lookups.get(route.upstream, path, query)
-    return _respond(request, res, answer, result)
-
-
-async def write(request: Request, *, route: CoreRoute, fmt: str, allow: str) -> Response:
-    """A write route of the reference: 405 unless writes are on; then forwarded once."""
-    res: Resources = request.state.res
-    path, query = _checked(request, route, fmt)
-    if not res.settings.core_api_allow_writes:
-        raise MethodNotAllowed(
-            f"{request.method} to the Core API is turned off on this gateway "
-            "(GATEWAY_CORE_API_ALLOW_WRITES)",
-            headers={"Allow": allow},
+        body = await read_body(request, self.max_body_bytes)
+        answer = await self.client.send(
+            request.method, route.upstream, path, query, body, request.headers.get("content-type")
         )
-    body = await read_body(request, res.settings.max_body_bytes)
-    assert res.lookups is not None
-    answer = await res.lookups.client.send(
-        request.method, route.upstream, path, query, body, request.headers.get("content-type")
-    )
-    return _respond(request, res, answer, None)
+        return self._respond(request, answer, None)
 
+    def _respond(self, request: Request, answer: UpstreamAnswer, cache: str | None) -> Response:
+        headers: dict[str, str] = {}
+        if answer.content_type:
+            headers["content-type"] = answer.content_type
+        for name, value in answer.headers:
+            if name == "Link":
+                origin = client_origin(request.scope, trust_forwarded=self.trust_forwarded)
+                value = rewrite_link(value, origin)
+            headers[name.lower()] = value
+        if cache is not None:
+            headers["x-cache"] = cache
+        return Response(answer.body, status_code=answer.status, headers=headers)
 
-def core_api_routes() -> list[BaseRoute]:
-    """Every allow-listed (template, format) as Starlette routes: reads, then writes."""
-    routes: list[BaseRoute] = []
-    read_paths: set[str] = set()
-    for route in READ_ROUTES:
-        for fmt, path in zip(route.formats, route.paths(), strict=True):
-            endpoint = partial(lookup, route=route, fmt=fmt)
-            routes.append(Route(path, endpoint, methods=["GET"], name=f"core_api {path}"))
-            read_paths.add(path)
-    for route in WRITE_ROUTES:
-        for fmt, path in zip(route.formats, route.paths(), strict=True):
-            allow = "GET, HEAD" if path in read_paths else ""
-            endpoint = partial(write, route=route, fmt=fmt, allow=allow)
-            routes.append(
-                Route(path, endpoint, methods=list(route.methods), name=f"core_api {path}")
-            )
-    return routes
+    def routes(self) -> list[BaseRoute]:
+        """Every allow-listed (template, format) as Starlette routes: reads, then writes."""
+        routes: list[BaseRoute] = []
+        read_paths: set[str] = set()
+        for route in READ_ROUTES:
+            for fmt, path in zip(route.formats, route.paths(), strict=True):
+                endpoint = partial(self.lookup, route=route, fmt=fmt)
+                routes.append(Route(path, endpoint, methods=["GET"], name=f"core_api {path}"))
+                read_paths.add(path)
+        for route in WRITE_ROUTES:
+            for fmt, path in zip(route.formats, route.paths(), strict=True):
+                allow = "GET, HEAD" if path in read_paths else ""
+                endpoint = partial(self.write, route=route, fmt=fmt, allow=allow)
+                routes.append(
+                    Route(path, endpoint, methods=list(route.methods), name=f"core_api {path}")
+                )
+        return routes

@@ -27,10 +27,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.bodies import read_body, receive_body
 from gateway.errors import JSON, GatewayError, send_error
+from gateway.protect.guard import Guard
 from gateway.rtb.ping import parse_confirmation, parse_ping
-from gateway.shield.base import X_SHIELD
-from gateway.state import Resources
+from gateway.shield.base import X_SHIELD, Shield
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.rtb import RtbClient
 
 _X_SHIELD = {result: value.encode() for result, value in X_SHIELD.items()}
 _JSON_TYPE = JSON.encode()
@@ -39,13 +40,25 @@ _JSON_TYPE = JSON.encode()
 class CreateReservation:
     """``POST /rtbs.json`` as a plain ASGI app (Starlette routes to it as to any ASGI app)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        rtb: RtbClient,
+        shield: Shield,
+        guard: Guard,
+        timeout_s: float,
+        max_body_bytes: int,
+    ) -> None:
+        self.rtb = rtb
+        self.shield = shield
+        self.guard = guard
+        self.timeout_s = timeout_s
+        self.max_body_bytes = max_body_bytes
         # Content types seen from the upstream, encoded once (a handful at most).
         self._types: dict[str, bytes] = {JSON: _JSON_TYPE}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        res: Resources = scope["state"]["res"]
-        deadline = asyncio.get_running_loop().time() + res.settings.rtb_timeout_s
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         content_type = declared = None
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -53,16 +66,15 @@ class CreateReservation:
             elif name == b"content-length":
                 declared = value.decode("latin-1")
         try:
-            body = await receive_body(receive, res.settings.max_body_bytes, declared)
+            body = await receive_body(receive, self.max_body_bytes, declared)
             ping = parse_ping(scope["query_string"], body, content_type)
-            if res.guard is not None:
-                await res.guard.admit_ping(ping.key, ping.publisher_id)
-            rtb = res.rtb
+            await self.guard.admit_ping(ping.key, ping.publisher_id)
+            rtb = self.rtb
 
             def forward():  # type: ignore[no-untyped-def]
                 return rtb.reserve(ping.upstream_body(), deadline)
 
-            answer, result = await res.shield.answer(ping, deadline, forward)
+            answer, result = await self.shield.answer(ping, deadline, forward)
         except GatewayError as exc:
             await send_error(send, exc)
             return
@@ -88,9 +100,6 @@ class CreateReservation:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-create_reservation = CreateReservation()
 
 
 class RtbFastLane:
@@ -123,23 +132,39 @@ class RtbFastLane:
         await self.app(scope, receive, send)
 
 
-async def confirm_reservation(request: Request) -> Response:
-    res: Resources = request.state.res
-    deadline = asyncio.get_running_loop().time() + res.settings.rtb_timeout_s
-    body = await read_body(request, res.settings.max_body_bytes)
-    confirmation = parse_confirmation(
-        request.path_params["uuid"],
-        request.scope["query_string"],
-        body,
-        request.headers.get("content-type"),
-    )
-    if res.guard is not None:
-        res.guard.admit_key(confirmation.key)
-    answer = await res.rtb.confirm(
-        confirmation.uuid, request.method, confirmation.upstream_body(), deadline
-    )
-    if answer.ok:
-        await res.shield.confirmed(confirmation.key, confirmation.uuid, answer)
-    return Response(
-        answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
-    )
+class ConfirmReservation:
+    """``PUT|PATCH /rtbs/{uuid}.json``: forwarded once; a confirmed answer updates the shield."""
+
+    def __init__(
+        self,
+        *,
+        rtb: RtbClient,
+        shield: Shield,
+        guard: Guard,
+        timeout_s: float,
+        max_body_bytes: int,
+    ) -> None:
+        self.rtb = rtb
+        self.shield = shield
+        self.guard = guard
+        self.timeout_s = timeout_s
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request) -> Response:
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        body = await read_body(request, self.max_body_bytes)
+        confirmation = parse_confirmation(
+            request.path_params["uuid"],
+            request.scope["query_string"],
+            body,
+            request.headers.get("content-type"),
+        )
+        self.guard.admit_key(confirmation.key)
+        answer = await self.rtb.confirm(
+            confirmation.uuid, request.method, confirmation.upstream_body(), deadline
+        )
+        if answer.ok:
+            await self.shield.confirmed(confirmation.key, confirmation.uuid, answer)
+        return Response(
+            answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
+        )
