@@ -32,16 +32,17 @@ from gateway.health import DrainState, Health
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.openapi import openapi_endpoint
-from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
+from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.guard import Guard
-from gateway.protect.ratelimit import RateLimiter, parse_limits
+from gateway.protect.ratelimit import RateLimiter
 from gateway.protect.shedding import ProtectMiddleware
 from gateway.rtb.endpoints import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.shield.base import Shield
 from gateway.shield.breaker import Breaker
 from gateway.shield.memory import MemoryShieldStore
 from gateway.shield.service import StoreShield
+from gateway.specs import parse_limits, read_keys_file, split_keys
 from gateway.status import StatsEndpoint, status_endpoint
 from gateway.upstream.core_api import CoreApiClient
 from gateway.upstream.rtb import RtbClient

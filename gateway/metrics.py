@@ -37,6 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway import __version__, stats_share
+from gateway.results import RESULTS
 from gateway.stats import RollingStats, current_request
 
 log = logging.getLogger("gateway")
@@ -66,11 +67,6 @@ LATENCY_BUCKETS = (
     10.0,
 )
 
-SHIELD_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
-UPSTREAMS = ("rtb", "core_api")
-UPSTREAM_OUTCOMES = ("ok", "5xx", "timeout", "error", "throttled", "too_large")
-LOOKUP_CACHE_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
-REDIS_OUTCOMES = ("ok", "timeout", "error")
 # Why gateway/protect/ refused a request before it reached a handler or the upstream.
 PROTECT_REASONS = (
     "forbidden_key",
@@ -155,7 +151,7 @@ class Metrics:
             ("result",),
             registry=r,
         )
-        for result in SHIELD_RESULTS:
+        for result in RESULTS:
             self.shield_lookups.labels(result)
         self.shield_store_entries = Gauge(
             "gateway_shield_store_entries",
@@ -176,7 +172,7 @@ class Metrics:
             ("result",),
             registry=r,
         )
-        for result in LOOKUP_CACHE_RESULTS:
+        for result in RESULTS:
             self.lookup_cache.labels(result)
         self.lookup_cache_bytes = Gauge(
             "gateway_lookup_cache_bytes",

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
+from gateway.results import RESULTS
 
 _REF_ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -155,7 +156,7 @@ def _rtb_paths() -> dict[str, Any]:
                     "X-Shield": {
                         "schema": {
                             "type": "string",
-                            "enum": ["hit", "miss", "coalesced", "error", "bypass"],
+                            "enum": list(RESULTS),
                         }
                     },
                 },

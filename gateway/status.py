@@ -29,6 +29,7 @@ from gateway.banner import store_description
 from gateway.config import Settings, mask_url
 from gateway.health import DrainState
 from gateway.metrics import Metrics
+from gateway.results import COALESCED, HIT
 
 _encoder = msgspec.json.Encoder()
 
@@ -202,4 +203,4 @@ def _hit_ratio(totals: Mapping[str, int]) -> float | None:
     lookups = sum(totals.values())
     if not lookups:
         return None
-    return round((totals.get("hit", 0) + totals.get("coalesced", 0)) / lookups, 6)
+    return round((totals.get(HIT, 0) + totals.get(COALESCED, 0)) / lookups, 6)

@@ -31,8 +31,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway.core_api.routes import Upstream
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.core_api import Upstream
 
 KEY_PREFIX = "gw:lookup:"
 COOLDOWN_S = 1.0

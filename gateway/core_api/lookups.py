@@ -20,15 +20,12 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.core_api.cache import CacheBypassed, CacheError, LookupCache, cache_key
-from gateway.core_api.routes import Upstream
 from gateway.metrics import Metrics
+from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, RESULTS
 from gateway.upstream.answer import UpstreamAnswer
-from gateway.upstream.core_api import CoreApiClient
+from gateway.upstream.core_api import CoreApiClient, Upstream
 
 log = logging.getLogger("gateway.core_api")
-
-HIT, MISS, COALESCED, ERROR, BYPASS = "hit", "miss", "coalesced", "error", "bypass"
-RESULTS = (HIT, MISS, COALESCED, ERROR, BYPASS)
 
 
 class Lookups:

@@ -8,12 +8,10 @@ over its limit or with an unknown key learns nothing about other publishers' bid
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from gateway.config import Settings
 from gateway.errors import Forbidden, RateLimited
-from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
-from gateway.protect.ratelimit import RateLimiter, parse_limits, retry_after_header
+from gateway.protect.allowlist import KeyAllowList
+from gateway.protect.ratelimit import RateLimiter, retry_after_header
 
 
 class Guard:
@@ -52,29 +50,3 @@ class Guard:
     def _refused(self, reason: str) -> None:
         if self._on_refusal is not None:
             self._on_refusal(reason)
-
-
-def build_guard(
-    settings: Settings,
-    *,
-    redis: Any | None = None,
-    on_refusal: Callable[[str], None] | None = None,
-    on_fallback: Callable[[], None] | None = None,
-) -> Guard:
-    """The guard the settings ask for; ``redis`` is the process's shared client, if any."""
-    allow_list = None
-    if settings.rtb_allowed_keys or settings.rtb_allowed_keys_file:
-        keys: list[str] = []
-        if settings.rtb_allowed_keys:
-            keys += split_keys(settings.rtb_allowed_keys.reveal())
-        if settings.rtb_allowed_keys_file:
-            keys += read_keys_file(settings.rtb_allowed_keys_file)
-        allow_list = KeyAllowList(keys)
-    limiter = RateLimiter(
-        parse_limits(settings.rate_limit_per_publisher),
-        parse_limits(settings.rate_limit_per_key, overrides_allowed=False),
-        redis=redis,
-        redis_timeout_s=settings.redis_timeout_s,
-        on_fallback=on_fallback,
-    )
-    return Guard(allow_list=allow_list, limiter=limiter, on_refusal=on_refusal)

@@ -1,4 +1,4 @@
-"""A publisher ping, parsed and validated: what may be forwarded to Retreaver.
+"""Parsing a publisher ping into a :class:`gateway.publisher.Ping`: what may be forwarded.
 
 Retreaver's RTB endpoint takes its fields from the query string or the body, so a ping is
 the merge of both (body wins). Everything that is not a known field is a tag. The rules
@@ -27,6 +27,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.phone import InvalidPhoneNumber, to_e164
+from gateway.publisher import Confirmation, Ping
 
 MAX_TAGS = 100
 MAX_TAG_NAME = 64
@@ -49,44 +50,6 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 _json_decoder = msgspec.json.Decoder()
-_json_encoder = msgspec.json.Encoder()
-
-
-class Ping(msgspec.Struct, frozen=True):
-    """A validated ping. ``publisher_field`` keeps the name the publisher used."""
-
-    key: str
-    publisher_id: str
-    caller_number: str
-    inbound_number: str | None = None
-    publisher_field: str = "publisher_id"
-    tags: dict[str, str] = {}
-
-    def upstream_fields(self) -> dict[str, str]:
-        """The normalised fields as the upstream receives them (tags after known fields)."""
-        fields = {
-            "key": self.key,
-            self.publisher_field: self.publisher_id,
-            "caller_number": self.caller_number,
-        }
-        if self.inbound_number is not None:
-            fields["inbound_number"] = self.inbound_number
-        fields.update(self.tags)
-        return fields
-
-    def upstream_body(self) -> bytes:
-        return _json_encoder.encode(self.upstream_fields())
-
-
-class Confirmation(msgspec.Struct, frozen=True):
-    """A validated ``PUT|PATCH /rtbs/{uuid}.json``."""
-
-    uuid: str
-    key: str
-    status: str = "confirmed"
-
-    def upstream_body(self) -> bytes:
-        return _json_encoder.encode({"key": self.key, "status": self.status})
 
 
 def media_type(content_type: str | None) -> str:

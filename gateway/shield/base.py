@@ -20,17 +20,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.errors import GatewayError
-from gateway.rtb.ping import Ping
+from gateway.publisher import Ping
+from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS
 from gateway.shield.entry import Entry
 from gateway.upstream.answer import UpstreamAnswer
 
 Forward = Callable[[], Awaitable[UpstreamAnswer]]
 
-HIT = "hit"
-MISS = "miss"
-COALESCED = "coalesced"
-ERROR = "error"
-BYPASS = "bypass"
 
 # ``X-Shield`` for each result. The metric tells a failed store call (error) from a
 # skipped one (bypass); a publisher only needs to know the shield was not used.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
-from gateway.rtb.ping import Ping
+from gateway.publisher import Ping
 
 SCOPES = ("key", "publisher")
 

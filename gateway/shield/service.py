@@ -49,16 +49,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import GatewayError, UpstreamTimeout
-from gateway.metrics import SHIELD_RESULTS, Metrics
-from gateway.rtb.ping import Ping
+from gateway.metrics import Metrics
+from gateway.publisher import Ping
+from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, RESULTS
 from gateway.shield.base import (
-    BYPASS,
-    COALESCED,
-    ERROR,
     FOUND,
-    HIT,
     LEASED,
-    MISS,
     RELAYED,
     Forward,
     ShieldStore,
@@ -123,9 +119,7 @@ class StoreShield:
         prefix, counter = os.urandom(6).hex(), itertools.count(1)
         self._tokens = lambda: f"{prefix}{next(counter):x}"
         self._background: set[asyncio.Task[Any]] = set()
-        self._counters = (
-            {r: metrics.shield_lookups.labels(r) for r in SHIELD_RESULTS} if metrics else None
-        )
+        self._counters = {r: metrics.shield_lookups.labels(r) for r in RESULTS} if metrics else None
         if metrics is not None:
             # In process: the store's answers; over Redis: the near-cache's.
             near = self._near

@@ -44,12 +44,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import Enum
 from urllib.parse import unquote_to_bytes
 
 import aiohttp
 from yarl import URL
 
-from gateway.core_api.routes import Upstream
 from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.upstream.answer import (
     AnswerTooLarge,
@@ -61,6 +61,14 @@ from gateway.upstream.answer import (
 from gateway.upstream.failures import describe, too_large
 
 Observer = Callable[[str, float], None]
+
+
+class Upstream(Enum):
+    """Which base URL serves a route: the v1 API or the v2 canary."""
+
+    V1 = "core_api"  # GATEWAY_CORE_API_URL
+    V2 = "core_api_v2"  # GATEWAY_CORE_API_V2_URL
+
 
 NAME = "core_api"
 DEFAULT_RETRY_AFTER_S = 1.0
