@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
+from gateway.core_api.routes import PARAMS, READ_ROUTES, WRITE_ROUTES
 from gateway.results import RESULTS
 
 _REF_ERROR = {"$ref": "#/components/schemas/Error"}
@@ -353,21 +354,7 @@ def _core_paths(
     return paths
 
 
-def _core_table() -> tuple[Iterable[Any], Iterable[Any], dict[str, re.Pattern[str]]]:
-    """The Core API allow-list, if this build has one (the hook for the lookups)."""
-    try:
-        from gateway.core_api import routes
-    except ImportError:
-        return (), (), {}
-    return (
-        getattr(routes, "READ_ROUTES", ()),
-        getattr(routes, "WRITE_ROUTES", ()),
-        getattr(routes, "PARAMS", {}),
-    )
-
-
 def build_spec() -> dict[str, Any]:
-    reads, writes, params = _core_table()
     return {
         "openapi": "3.0.3",
         "info": {
@@ -375,7 +362,7 @@ def build_spec() -> dict[str, Any]:
             "version": __version__,
             "description": "A front door for Retreaver RTB pings and Core API lookups.",
         },
-        "paths": {**_rtb_paths(), **_ops_paths(), **_core_paths(reads, writes, params)},
+        "paths": {**_rtb_paths(), **_ops_paths(), **_core_paths(READ_ROUTES, WRITE_ROUTES, PARAMS)},
         "components": {
             "schemas": {
                 "Error": ERROR,

@@ -57,7 +57,6 @@ class CircuitBreaker:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.peak_in_flight = 0
-        self.opened = 0  # times the breaker opened (for tests and logs)
         self._clock = clock
         self._on_refusal = on_refusal
         self._on_state = on_state
@@ -114,7 +113,6 @@ class CircuitBreaker:
             return
         if self.threshold and self._consecutive >= self.threshold:
             self._open = True
-            self.opened += 1
             self._next_probe = self._clock() + self.open_s
             if self._on_state is not None:
                 self._on_state(True)

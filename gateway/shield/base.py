@@ -54,24 +54,6 @@ class Shield(Protocol):
         ...
 
 
-class PassThroughShield:
-    """No shield at all: every ping is forwarded (used until a store is configured)."""
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def answer(
-        self, ping: Ping, deadline: float, forward: Forward
-    ) -> tuple[UpstreamAnswer, str]:
-        return await forward(), MISS
-
-    async def confirmed(self, rtb_key: str, uuid: str, answer: UpstreamAnswer) -> None:
-        return None
-
-
 # -- the store seam ----------------------------------------------------------------------
 
 # What a lookup found.

@@ -18,8 +18,6 @@ from hashlib import blake2b
 
 from gateway.publisher import Ping
 
-SCOPES = ("key", "publisher")
-
 _SHIELD_PERSON = b"rtbgw-shield-v1"
 _INDEX_PERSON = b"rtbgw-uuid-v1"
 
