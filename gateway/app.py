@@ -105,20 +105,15 @@ def create_app(
     metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
     metrics.track_upstream_pool("core_api", lambda: core_api.in_flight)
 
-    create = CreateReservation(
+    rtb_parts: dict[str, Any] = dict(
         rtb=rtb,
         shield=shield,
         guard=guard,
         timeout_s=settings.rtb_timeout_s,
         max_body_bytes=settings.max_body_bytes,
     )
-    confirm = ConfirmReservation(
-        rtb=rtb,
-        shield=shield,
-        guard=guard,
-        timeout_s=settings.rtb_timeout_s,
-        max_body_bytes=settings.max_body_bytes,
-    )
+    create = CreateReservation(**rtb_parts)
+    confirm = ConfirmReservation(**rtb_parts)
     core_endpoints = CoreApiEndpoints(
         lookups,
         core_api,

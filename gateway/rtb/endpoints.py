@@ -19,6 +19,7 @@ the forwarding coroutine resumes, which measured ~60 us per forwarded ping).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,25 +38,23 @@ _X_SHIELD = {result: value.encode() for result, value in X_SHIELD.items()}
 _JSON_TYPE = JSON.encode()
 
 
-class CreateReservation:
+@dataclass(kw_only=True, eq=False)
+class RtbEndpoint:
+    """What both RTB endpoints are built with (by ``create_app``)."""
+
+    rtb: RtbClient
+    shield: Shield
+    guard: Guard
+    timeout_s: float
+    max_body_bytes: int
+
+
+@dataclass(kw_only=True, eq=False)
+class CreateReservation(RtbEndpoint):
     """``POST /rtbs.json`` as a plain ASGI app (Starlette routes to it as to any ASGI app)."""
 
-    def __init__(
-        self,
-        *,
-        rtb: RtbClient,
-        shield: Shield,
-        guard: Guard,
-        timeout_s: float,
-        max_body_bytes: int,
-    ) -> None:
-        self.rtb = rtb
-        self.shield = shield
-        self.guard = guard
-        self.timeout_s = timeout_s
-        self.max_body_bytes = max_body_bytes
-        # Content types seen from the upstream, encoded once (a handful at most).
-        self._types: dict[str, bytes] = {JSON: _JSON_TYPE}
+    # Content types seen from the upstream, encoded once (a handful at most).
+    _types: dict[str, bytes] = field(init=False, default_factory=lambda: {JSON: _JSON_TYPE})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
@@ -132,23 +131,9 @@ class RtbFastLane:
         await self.app(scope, receive, send)
 
 
-class ConfirmReservation:
+@dataclass(kw_only=True, eq=False)
+class ConfirmReservation(RtbEndpoint):
     """``PUT|PATCH /rtbs/{uuid}.json``: forwarded once; a confirmed answer updates the shield."""
-
-    def __init__(
-        self,
-        *,
-        rtb: RtbClient,
-        shield: Shield,
-        guard: Guard,
-        timeout_s: float,
-        max_body_bytes: int,
-    ) -> None:
-        self.rtb = rtb
-        self.shield = shield
-        self.guard = guard
-        self.timeout_s = timeout_s
-        self.max_body_bytes = max_body_bytes
 
     async def handle(self, request: Request) -> Response:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
