@@ -27,7 +27,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "gateway.phone",
         "gateway.results",
         "gateway.stats",
+        "gateway.stats_share",
         "gateway.metrics",
+        "gateway.banner",
         "gateway.logs",
         "gateway.bodies",
         "gateway.health",
@@ -35,7 +37,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     # the seams: clients, the shield, the protections, the request middleware
     ("gateway.upstream", "gateway.shield", "gateway.protect", "gateway.middleware"),
     # the endpoints
-    ("gateway.rtb", "gateway.core_api", "gateway.openapi"),
+    ("gateway.rtb", "gateway.core_api", "gateway.openapi", "gateway.status"),
     # the one composition root
     ("gateway.app",),
     # what runs it
