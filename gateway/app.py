@@ -37,6 +37,7 @@ from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.guard import Guard
 from gateway.protect.ratelimit import RateLimiter
 from gateway.protect.shedding import ProtectMiddleware
+from gateway.rtb.data_writing import DataWriting
 from gateway.rtb.endpoints import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.shield.base import Shield
 from gateway.shield.breaker import Breaker
@@ -73,6 +74,8 @@ def create_app(
         observe=metrics.observe_upstream("rtb"),
         user_agent=USER_AGENT,
         max_answer_bytes=settings.rtb_max_answer_bytes,
+        data_writing_url=settings.data_writing_url,
+        observe_data_writing=metrics.observe_upstream("data_writing"),
         breaker=CircuitBreaker(
             "rtb",
             failures=settings.breaker_failures,
@@ -112,8 +115,14 @@ def create_app(
         timeout_s=settings.rtb_timeout_s,
         max_body_bytes=settings.max_body_bytes,
     )
-    create = CreateReservation(**rtb_parts)
+    create = CreateReservation(**rtb_parts, caller_required=settings.rtb_caller_number_required)
     confirm = ConfirmReservation(**rtb_parts)
+    data_writing = DataWriting(
+        rtb=rtb,
+        guard=guard,
+        timeout_s=settings.rtb_timeout_s,
+        max_body_bytes=settings.max_body_bytes,
+    )
     core_endpoints = CoreApiEndpoints(
         lookups,
         core_api,
@@ -127,6 +136,8 @@ def create_app(
     routes: list[BaseRoute] = [
         reserve_route,
         Route("/rtbs/{uuid}.json", confirm.handle, methods=["PUT", "PATCH"]),
+        Route("/data_writing", data_writing.handle, methods=["POST"]),
+        Route("/data_writing/{key}", data_writing.handle, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]),

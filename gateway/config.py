@@ -23,7 +23,8 @@ PREFIX = "GATEWAY_"
 
 DEFAULT_RTB_UPSTREAM_URL = "https://rtb.retreaver.com"
 DEFAULT_CORE_API_URL = "https://api.retreaver.com"
-DEFAULT_CORE_API_V2_URL = "https://canary.retreaver.com"
+DEFAULT_CORE_API_V2_URL = "https://api.retreaver.com"
+DEFAULT_DATA_WRITING_URL = "https://retreaverdata.com"
 
 
 class ConfigError(ValueError):
@@ -89,9 +90,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rtb_upstream_url: str = DEFAULT_RTB_UPSTREAM_URL
     core_api_url: str = DEFAULT_CORE_API_URL
     core_api_v2_url: str = DEFAULT_CORE_API_V2_URL
+    data_writing_url: str = DEFAULT_DATA_WRITING_URL
     redis_url: Secret | None = None
 
     rtb_timeout_ms: int = 3000
+    # "optional": pings without caller_number are accepted (forwarded, never shielded).
+    rtb_caller_number: str = "required"
     rtb_max_connections: int = 512
     # An upstream answer over these is refused (502) and its connection dropped.
     rtb_max_answer_bytes: int = 1024 * 1024
@@ -159,7 +163,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def validate(self) -> None:
         """Reject values that would make the gateway misbehave, naming the variable."""
-        for name in ("rtb_upstream_url", "core_api_url", "core_api_v2_url"):
+        for name in ("rtb_upstream_url", "core_api_url", "core_api_v2_url", "data_writing_url"):
             _check_http_url(PREFIX + name.upper(), getattr(self, name))
         if self.redis_url is not None:
             scheme = urlsplit(self.redis_url.reveal()).scheme
@@ -197,6 +201,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_CORE_API_MAX_QUIET_S", self.core_api_max_quiet_s, upper=3600)
         _positive("GATEWAY_DRAIN_DELAY_S", self.drain_delay_s, allow_zero=True, upper=3600)
         self._validate_protections()
+        if self.rtb_caller_number not in ("required", "optional"):
+            raise ConfigError("GATEWAY_RTB_CALLER_NUMBER", "must be 'required' or 'optional'")
         if self.shield_scope not in ("key", "publisher"):
             raise ConfigError("GATEWAY_SHIELD_SCOPE", "must be 'key' or 'publisher'")
         if self.log_format not in ("auto", "json", "text"):
@@ -235,6 +241,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("GATEWAY_MAX_HEADER_BYTES", "must be at least 1024")
         _positive("GATEWAY_CLIENT_TIMEOUT_S", self.client_timeout_s, upper=3600)
         _positive("GATEWAY_MAX_CONNECTIONS", self.max_connections, upper=1_000_000)
+
+    @property
+    def rtb_caller_number_required(self) -> bool:
+        return self.rtb_caller_number != "optional"
 
     @property
     def rtb_timeout_s(self) -> float:

@@ -13,6 +13,7 @@ What is masked (names case-insensitive; any name ending in ``key``, ``password``
   bodies, Python reprs (``Ping(key='...')``, ``{'api_key': '...'}``), JSON (also when
   escaped inside another JSON string), headers (``Authorization: Bearer ...``);
 - header tuples as printed by ASGI servers (``(b'authorization', b'...')``);
+- the postback key in call data writing's path (``/data_writing/<key>``);
 - the userinfo of any URL (``redis://user:***@host``, ``rediss://***@host``).
 """
 
@@ -46,6 +47,9 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
         re.compile(rf"(?i)({_NAME}['\"]\s*,\s*b?['\"]{_AUTH_SCHEME})[^'\"]+"),
         r"\1***",
     ),
+    # the postback key as a path segment: GET /data_writing/<key>?caller_number=...
+    # (the route template ``/data_writing/{key}`` stays readable)
+    (re.compile(r"(?i)(/data_writing/)[^/?\s&\"'\\<>{][^/?\s&\"'\\<>]*"), r"\1***"),
     # userinfo in URLs: scheme://user:pass@host -> user:***@, scheme://token@host -> ***@
     (
         re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)([^/\s@'\"<>]*)@"),
@@ -60,7 +64,7 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], Any], ...] = (
 # Lines without any of these cannot match a pattern above: skip the work (access lines).
 # Plain substring tests on the lowered line: a case-insensitive regex alternation costs
 # ~10 us per line, these ~1 us.
-_SUSPECTS = ("key", "passw", "pwd", "token", "secret", "authorization", "://")
+_SUSPECTS = ("key", "passw", "pwd", "token", "secret", "authorization", "://", "data_writing")
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",

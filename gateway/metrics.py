@@ -181,6 +181,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.lookup_invalidation_failures = Counter(
+            "gateway_lookup_cache_invalidation_failures_total",
+            "Writes through the gateway whose shared cache invalidation failed (other "
+            "replicas may serve that group's cached reads until their TTL)",
+            registry=r,
+        )
         self.protect_refusals = Counter(
             "gateway_protect_refusals_total",
             "Requests refused by a protection (allow-list, rate limit, breaker, load shedding, "

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
-from gateway.core_api.routes import PARAMS, READ_ROUTES, WRITE_ROUTES
-from gateway.results import RESULTS
+from gateway.core_api.routes import CHECK_ROUTES, PARAMS, READ_ROUTES, WRITE_ROUTES
+from gateway.shield.base import X_SHIELD
 
 _REF_ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -157,7 +157,7 @@ def _rtb_paths() -> dict[str, Any]:
                     "X-Shield": {
                         "schema": {
                             "type": "string",
-                            "enum": list(RESULTS),
+                            "enum": list(dict.fromkeys(X_SHIELD.values())),
                         }
                     },
                 },
@@ -194,8 +194,44 @@ def _rtb_paths() -> dict[str, Any]:
             "default": _PASSED_THROUGH,
         },
     }
+    data_fields = {
+        "caller_number": {**_PHONE, "description": "this or call_uuid"},
+        "call_uuid": {"type": "string", "pattern": UUID_PATTERN},
+    }
+    data_responses = {
+        "200": _json("retreaverdata.com's answer (tag_values, status), unchanged", {}),
+        **_INPUT_ERRORS,
+        "403": _error("the key is not on GATEWAY_RTB_ALLOWED_KEYS"),
+        "429": _error("over a rate limit; retry after Retry-After"),
+        "500": _error("the gateway failed; see its logs"),
+        **_UPSTREAM_ERRORS,
+        "default": _PASSED_THROUGH,
+    }
+    data_summary = "Call data writing: tags for a caller, validated like a ping, forwarded once"
+    write_post = {
+        "summary": data_summary,
+        "operationId": "dataWritingPost",
+        "tags": ["rtb"],
+        "parameters": _query({"key": {**_RTB_KEY, "description": "the postback key"}}),
+        "requestBody": _body(
+            {**_PING_BODY, "properties": {"key": _RTB_KEY, **data_fields}, "required": ["key"]}
+        ),
+        "responses": data_responses,
+    }
+    write_get = {
+        "summary": data_summary,
+        "operationId": "dataWritingGet",
+        "tags": ["rtb"],
+        "parameters": [
+            {"name": "key", "in": "path", "required": True, "schema": _RTB_KEY},
+            *_query({"caller_number": data_fields["caller_number"]}),
+        ],
+        "responses": data_responses,
+    }
     return {
         "/rtbs.json": {"post": reserve},
+        "/data_writing": {"post": write_post},
+        "/data_writing/{key}": {"get": write_get},
         "/rtbs/{uuid}.json": {
             "put": {**confirm, "operationId": "confirmReservationPut"},
             "patch": {**confirm, "operationId": "confirmReservationPatch"},
@@ -279,7 +315,10 @@ _MEDIA = {"json": "application/json", "xml": "text/xml"}
 
 
 def _core_paths(
-    read_routes: Iterable[Any], write_routes: Iterable[Any], params: dict[str, re.Pattern[str]]
+    read_routes: Iterable[Any],
+    write_routes: Iterable[Any],
+    params: dict[str, re.Pattern[str]],
+    check_routes: Iterable[Any] = (),
 ) -> dict[str, Any]:
     """Core API lookups from the allow-list: each template, in each format it is served."""
     paths: dict[str, Any] = {}
@@ -351,6 +390,16 @@ def _core_paths(
                         "default": {"description": "the Core API's answer, unchanged"},
                     },
                 }
+    for route in check_routes:
+        for path in route.paths():
+            paths.setdefault(path, {})["post"] = {
+                "summary": f"Core API check {path}: a POST that only reads (forwarded "
+                "whatever GATEWAY_CORE_API_ALLOW_WRITES says; never cached or retried)",
+                "operationId": "post_" + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_"),
+                "tags": ["core_api"],
+                "parameters": path_params(path),
+                "responses": {"default": {"description": "the Core API's answer, unchanged"}},
+            }
     return paths
 
 
@@ -362,7 +411,11 @@ def build_spec() -> dict[str, Any]:
             "version": __version__,
             "description": "A front door for Retreaver RTB pings and Core API lookups.",
         },
-        "paths": {**_rtb_paths(), **_ops_paths(), **_core_paths(READ_ROUTES, WRITE_ROUTES, PARAMS)},
+        "paths": {
+            **_rtb_paths(),
+            **_ops_paths(),
+            **_core_paths(READ_ROUTES, WRITE_ROUTES, PARAMS, CHECK_ROUTES),
+        },
         "components": {
             "schemas": {
                 "Error": ERROR,

@@ -9,6 +9,10 @@ of the access log, and the values of ``X-Shield`` / ``X-Cache``:
 - ``coalesced``: waited for an identical request already forwarding and shared its answer;
 - ``error``: the store failed this call, so the request was forwarded without it;
 - ``bypass``: the store is being skipped after recent failures; forwarded without it.
+
+And one word that is not a result: ``none``, the ``X-Shield`` of a ping without a caller
+number (``GATEWAY_RTB_CALLER_NUMBER=optional``), which never reaches the shield and is
+not counted as a lookup.
 """
 
 from __future__ import annotations
@@ -18,5 +22,6 @@ MISS = "miss"
 COALESCED = "coalesced"
 ERROR = "error"
 BYPASS = "bypass"
+NONE = "none"
 
 RESULTS = (HIT, MISS, COALESCED, ERROR, BYPASS)

@@ -139,7 +139,13 @@ def serve(settings: Settings) -> int:
     configure(settings.log_format, settings.log_level)
     if settings.sandbox:
         url = start_sandbox_thread()
-        settings = _with(settings, rtb_upstream_url=url, core_api_url=url, core_api_v2_url=url)
+        settings = _with(
+            settings,
+            rtb_upstream_url=url,
+            core_api_url=url,
+            core_api_v2_url=url,
+            data_writing_url=url,
+        )
         log.info("sandbox", extra={"url": url})
     if settings.workers > 1 and settings.redis_url is None:
         log.warning(

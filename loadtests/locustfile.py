@@ -562,18 +562,13 @@ def _lookup(user: FastHttpUser, path: str, name: str) -> Any:
 
 
 def _remember_next(name: str, link: str) -> None:
-    """Keep the next page's path and query, without credentials: the gateway does not
-    write ``api_key`` into Link URLs, so the client adds its own, as a real one would."""
+    """Keep the next page's path and query exactly as the Link gave them (the gateway
+    changes only the origin, so the client's own api_key is still in there)."""
     for part in link.split(","):
         if 'rel="next"' in part and "<" in part:
             url = part[part.index("<") + 1 : part.index(">")]
             split = urlsplit(url)
-            query = "&".join(
-                p
-                for p in split.query.split("&")
-                if p and not p.startswith(("api_key=", "company_id="))
-            )
-            _NEXT_PAGE[name.split(" ")[1]] = f"{split.path}?{_credentials(query)}"
+            _NEXT_PAGE[name.split(" ")[1]] = f"{split.path}?{split.query}"
 
 
 class LookupUser(FastHttpUser):

@@ -17,7 +17,7 @@ def test_defaults_are_the_contracts() -> None:
     assert (s.host, s.port, s.workers) == ("0.0.0.0", 8080, 1)
     assert s.rtb_upstream_url == "https://rtb.retreaver.com"
     assert s.core_api_url == "https://api.retreaver.com"
-    assert s.core_api_v2_url == "https://canary.retreaver.com"
+    assert s.core_api_v2_url == "https://api.retreaver.com"
     assert s.redis_url is None
     assert s.rtb_timeout_ms == 3000
     assert s.shield_scope == "key"
@@ -120,3 +120,12 @@ def test_check_config_names_the_bad_variable() -> None:
     result = _cli("check-config", env={"GATEWAY_RTB_TIMEOUT_MS": "fast"})
     assert result.returncode != 0
     assert "GATEWAY_RTB_TIMEOUT_MS" in result.stderr
+
+
+def test_caller_number_is_required_unless_turned_optional() -> None:
+    assert Settings.from_env({}).rtb_caller_number_required
+    optional = Settings.from_env({"GATEWAY_RTB_CALLER_NUMBER": "optional"})
+    assert not optional.rtb_caller_number_required
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"GATEWAY_RTB_CALLER_NUMBER": "sometimes"})
+    assert info.value.variable == "GATEWAY_RTB_CALLER_NUMBER"

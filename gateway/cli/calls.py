@@ -192,7 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="page through the Core API itself (GATEWAY_CORE_API_URL / _V2_URL)",
     )
-    parser.add_argument("--v2", action="store_true", help="use /api/v2/calls.json (canary)")
+    parser.add_argument("--v2", action="store_true", help="use /api/v2/calls.json")
     parser.add_argument(
         "--api-key", help="Core API key (default: $RETREAVER_API_KEY; prefer the variable)"
     )

@@ -71,7 +71,8 @@ class Fetcher:
 
     @staticmethod
     def template_from(url: str) -> str:
-        """A link's query without credentials (they are added per request, never stored)."""
+        """A link's query without credentials: the template goes into the state file,
+        which never holds the key, so credentials are added per request instead."""
         pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
         return urlencode([(k, v) for k, v in pairs if k not in ("api_key", "company_id")])
 

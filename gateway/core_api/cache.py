@@ -6,9 +6,14 @@ bounded by ``GATEWAY_LOOKUP_CACHE_MAX_BYTES`` counted as the entries really hold
 answers are stored, with the upstream's own headers, so ``Link`` can be re-pointed per
 client when served.
 
-The key is a digest of (upstream, path, raw query). The query holds ``api_key`` and
-``company_id``, so two clients with different credentials never share an entry, and
-no key ever appears in Redis, logs or metrics in the clear.
+The key is a digest of (upstream, path, raw query, credentials, generation). The query holds
+``api_key``, ``company_id`` and a postback ``key``; the credentials digest
+(gateway/core_api/credentials.py) adds, on routes that forward it, the ``Authorization``
+header, so two clients with
+different credentials never share an entry, and no secret ever appears in Redis, logs or
+metrics in the clear. The generation is the route's cache group's counter: a write
+through the gateway bumps it (:meth:`bump`), so every entry written before the write is
+unreachable at once, on every replica that reads the same counter.
 
 Redis is an optimisation here, never a dependency: every call has a short timeout and no
 retries; a failure raises :class:`CacheError` (counted ``error``, the lookup goes
@@ -33,8 +38,10 @@ from redis.exceptions import RedisError
 
 from gateway.upstream.answer import UpstreamAnswer
 from gateway.upstream.core_api import Upstream
+from gateway.upstream.credentials import credentials_digest
 
 KEY_PREFIX = "gw:lookup:"
+GENERATION_PREFIX = "gw:lookup-gen:"
 COOLDOWN_S = 1.0
 MAX_CONNECTIONS = 16
 POOL_WAIT_S = 1.0
@@ -58,13 +65,22 @@ class CacheBypassed(CacheError):
     """The store is being skipped after a recent failure."""
 
 
-def cache_key(upstream: Upstream, path: str, query: bytes) -> str:
-    digest = hashlib.blake2b(digest_size=20, person=b"gw-lookup-v1")
+def cache_key(
+    upstream: Upstream,
+    path: str,
+    query: bytes,
+    authorization: str | None = None,
+    generation: str = "",
+) -> str:
+    digest = hashlib.blake2b(digest_size=20, person=b"gw-lookup-v2")
     digest.update(upstream.value.encode())
     digest.update(b"\0")
     digest.update(path.encode())
     digest.update(b"\0")
     digest.update(query)
+    digest.update(b"\0")
+    digest.update(credentials_digest(query, authorization))  # adds Authorization
+    digest.update(generation.encode())
     return KEY_PREFIX + digest.hexdigest()
 
 
@@ -72,6 +88,14 @@ class LookupCache(Protocol):
     async def get(self, key: str) -> UpstreamAnswer | None: ...
 
     async def set(self, key: str, answer: UpstreamAnswer, ttl_s: float) -> None: ...
+
+    async def generation(self, group: str) -> int:
+        """The shared write counter of a cache group (0 before its first write)."""
+        ...
+
+    async def bump(self, group: str) -> None:
+        """Make every entry of ``group`` stored so far unreachable, for every reader."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -143,6 +167,13 @@ class MemoryLookupCache:
             del entries[oldest]
             self.used -= size
 
+    async def generation(self, group: str) -> int:
+        # One process reads this store: the lookups' own per-process counter does the job.
+        return 0
+
+    async def bump(self, group: str) -> None:
+        return None
+
     async def close(self) -> None:
         self._entries.clear()
         self.used = 0
@@ -173,8 +204,21 @@ class RedisLookupCache:
         value = _encoder.encode((answer.body, answer.content_type, list(answer.headers)))
         await self._call(self._client.set, key, value, px=max(1, int(ttl_s * 1000)))
 
-    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
-        if time.monotonic() < self._skip_until:
+    async def generation(self, group: str) -> int:
+        raw = await self._call(self._client.get, GENERATION_PREFIX + group)
+        try:
+            return int(raw) if raw is not None else 0
+        except ValueError:
+            return 0
+
+    async def bump(self, group: str) -> None:
+        # No expiry: one small counter per group of the route table, and a counter that
+        # vanished and restarted could make entries stored under its old values current.
+        # Tried even while reads skip Redis: a missed bump is a stale read elsewhere.
+        await self._call(self._client.incr, GENERATION_PREFIX + group, always=True)
+
+    async def _call(self, method: Any, *args: Any, always: bool = False, **kwargs: Any) -> Any:
+        if not always and time.monotonic() < self._skip_until:
             raise CacheBypassed("skipping redis after a recent failure")
         try:
             return await method(*args, **kwargs)

@@ -9,6 +9,10 @@ the client's origin.
 
 A path the table does not hold never reaches a handler: Starlette answers 404 (JSON,
 via the app's error handler) and nothing is forwarded.
+
+A write clears its group's cached reads before its answer goes back, unless the upstream
+refused it (4xx: nothing changed). A write that timed out or failed on the way may have
+landed, so it clears them too.
 """
 
 from __future__ import annotations
@@ -25,15 +29,17 @@ from gateway.core_api.links import client_origin, rewrite_link
 from gateway.core_api.lookups import Lookups
 from gateway.core_api.reports import validate_report_query
 from gateway.core_api.routes import (
+    CHECK_ROUTES,
     READ_ROUTES,
     WRITE_ROUTES,
     CoreRoute,
     raw_path_is_plain,
     upstream_path,
 )
-from gateway.errors import InvalidQuery, MethodNotAllowed, NotFound, UriTooLong
+from gateway.errors import GatewayError, InvalidQuery, MethodNotAllowed, NotFound, UriTooLong
 from gateway.upstream.answer import UpstreamAnswer
 from gateway.upstream.core_api import CoreApiClient
+from gateway.upstream.credentials import authorization_of
 
 MAX_QUERY_BYTES = 8192
 # Printable ASCII without space or "#": what a well-formed request target carries.
@@ -80,7 +86,10 @@ class CoreApiEndpoints:
         path, query = _checked(request, route, fmt)
         if route.validate_reports:
             validate_report_query(query)
-        answer, result = await self.lookups.get(route.upstream, path, query)
+        authorization = authorization_of(request.scope) if route.auth else None
+        answer, result = await self.lookups.get(
+            route.upstream, path, query, group=route.group, authorization=authorization
+        )
         return self._respond(request, answer, result)
 
     async def write(self, request: Request, *, route: CoreRoute, fmt: str, allow: str) -> Response:
@@ -93,8 +102,37 @@ class CoreApiEndpoints:
                 headers={"Allow": allow},
             )
         body = await read_body(request, self.max_body_bytes)
+        authorization = authorization_of(request.scope) if route.auth else None
+        try:
+            answer = await self.client.send(
+                request.method,
+                route.upstream,
+                path,
+                query,
+                body,
+                request.headers.get("content-type"),
+                authorization=authorization,
+            )
+        except GatewayError:
+            await self.lookups.invalidate(route.group)  # it may have landed
+            raise
+        if not 400 <= answer.status < 500:
+            await self.lookups.invalidate(route.group)
+        return self._respond(request, answer, None)
+
+    async def check(self, request: Request, *, route: CoreRoute, fmt: str) -> Response:
+        """A POST that only reads (``caller_list_checks``): forwarded once whatever the
+        writes flag says; never cached, never retried, clears nothing."""
+        path, query = _checked(request, route, fmt)
+        body = await read_body(request, self.max_body_bytes)
         answer = await self.client.send(
-            request.method, route.upstream, path, query, body, request.headers.get("content-type")
+            "POST",
+            route.upstream,
+            path,
+            query,
+            body,
+            request.headers.get("content-type"),
+            authorization=authorization_of(request.scope) if route.auth else None,
         )
         return self._respond(request, answer, None)
 
@@ -112,7 +150,7 @@ class CoreApiEndpoints:
         return Response(answer.body, status_code=answer.status, headers=headers)
 
     def routes(self) -> list[BaseRoute]:
-        """Every allow-listed (template, format) as Starlette routes: reads, then writes."""
+        """Every allow-listed (template, format) as Starlette routes: reads, writes, checks."""
         routes: list[BaseRoute] = []
         read_paths: set[str] = set()
         for route in READ_ROUTES:
@@ -127,4 +165,8 @@ class CoreApiEndpoints:
                 routes.append(
                     Route(path, endpoint, methods=list(route.methods), name=f"core_api {path}")
                 )
+        for route in CHECK_ROUTES:
+            for fmt, path in zip(route.formats, route.paths(), strict=True):
+                endpoint = partial(self.check, route=route, fmt=fmt)
+                routes.append(Route(path, endpoint, methods=["POST"], name=f"core_api {path}"))
         return routes

@@ -2,15 +2,12 @@
 
 A client that follows ``rel="next"`` must come back through the gateway, at the origin
 it used: its ``Host`` header, or ``X-Forwarded-Host``/``-Proto`` when the operator has
-said a trusted proxy sets them (``GATEWAY_TRUST_FORWARDED_HEADERS``). Scheme and
-authority change; the path stays as the upstream wrote it, because the gateway mirrors
-the Core API under the same paths; the query stays too, except ``api_key``.
-
-The ``api_key`` is taken out of every Link URL the gateway writes: a Link header travels
-further than the request that earned it (proxy logs, browser history, bug reports), and
-no secret may appear in a header the gateway creates. A client that follows
-``rel="next"`` adds its key again, as it did on the first page (``gateway calls
-export`` does). ``company_id`` and every other parameter stay.
+said a trusted proxy sets them (``GATEWAY_TRUST_FORWARDED_HEADERS``). Only the scheme
+and authority change (CONTRACT §4): the path stays as the upstream wrote it, because the
+gateway mirrors the Core API under the same paths, and so does every byte of the query,
+the client's own ``api_key`` included, so a client that follows ``rel="next"`` exactly as
+given gets the next page (every pagination helper does that). The key goes back only to
+the client that sent it, in the answer to its own request; the logs still mask it.
 
 Answers are cached with the upstream's own ``Link`` and rewritten per request, so one
 client's ``Host`` never leaks into another client's answer.
@@ -19,7 +16,7 @@ client's ``Host`` never leaks into another client's answer.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
@@ -64,21 +61,8 @@ def client_origin(scope: Scope, *, trust_forwarded: bool) -> str:
     return f"{scheme}://{host}"
 
 
-SECRET_PARAMS = frozenset({"api_key"})
-
-
-def without_secrets(query: str) -> str:
-    """``query`` minus its ``api_key`` parameters, every other byte as it was."""
-    kept = [
-        pair
-        for pair in query.split("&")
-        if unquote_plus(pair.split("=", 1)[0]).strip().lower() not in SECRET_PARAMS
-    ]
-    return "&".join(kept)
-
-
 def rewrite_link(value: str, origin: str) -> str:
-    """Every URL in a ``Link`` value re-pointed at ``origin``, without ``api_key``."""
+    """Every absolute URL in a ``Link`` value re-pointed at ``origin``; nothing else."""
     parts = urlsplit(origin)
 
     def repoint(match: re.Match[str]) -> str:
@@ -87,11 +71,9 @@ def rewrite_link(value: str, origin: str) -> str:
             target = urlsplit(url)
         except ValueError:
             return "<>"
-        query = without_secrets(target.query)
         if not target.scheme or not target.netloc:
-            rebuilt = urlunsplit(("", "", target.path, query, target.fragment))
-        else:
-            rebuilt = urlunsplit((parts.scheme, parts.netloc, target.path, query, target.fragment))
-        return f"<{rebuilt}>"
+            return match.group(0)  # relative: it already resolves against the gateway
+        rest = url[len(target.scheme) + 3 + len(target.netloc) :]
+        return f"<{parts.scheme}://{parts.netloc}{rest}>"
 
     return _LINK_URL.sub(repoint, value)

@@ -10,6 +10,17 @@ Redis cache spreads answers across replicas.
 Results, as counted in ``gateway_lookup_cache_total`` and sent back in ``X-Cache``:
 ``hit``, ``miss``, ``coalesced``, ``error`` (the cache failed; answered from upstream),
 ``bypass`` (the cache is being skipped after a failure; answered from upstream).
+
+Writes clear reads (:meth:`Lookups.invalidate`, called after a write's 2xx and before its
+answer goes back): every cache key carries its group's generation, the shared counter in
+the store plus this process's own. Bumping both makes every earlier entry unreachable and
+keeps a later lookup from joining a lookup that started before the write. Why this is
+right under races: a lookup reads the generation *before* it asks the upstream, so an
+answer fetched before the write lands can only ever be stored under the old generation,
+which no lookup reads once the bump is done; and the bump is done before the client that
+wrote gets its answer, so any GET it (or anyone) sends afterwards reads the new one.
+Deleting known keys instead would race with a lookup that stores its pre-write answer
+just after the delete. The cost is one more small Redis GET per lookup.
 """
 
 from __future__ import annotations
@@ -42,14 +53,28 @@ class Lookups:
         self.ttl_s = ttl_s
         self._inflight: dict[str, asyncio.Task[tuple[UpstreamAnswer, str]]] = {}
         self._count = {r: metrics.lookup_cache.labels(r) for r in RESULTS}
+        self._local: dict[str, int] = {}  # this process's writes per cache group
+        self._missed_bumps = metrics.lookup_invalidation_failures
 
-    async def get(self, upstream: Upstream, path: str, query: bytes) -> tuple[UpstreamAnswer, str]:
+    async def get(
+        self,
+        upstream: Upstream,
+        path: str,
+        query: bytes,
+        *,
+        group: str = "",
+        authorization: str | None = None,
+    ) -> tuple[UpstreamAnswer, str]:
         """The answer for a GET and how it was obtained."""
-        key = cache_key(upstream, path, query)
+        shared, first = await self._generation(group)
+        generation = f"{self._local.get(group, 0)}.{shared}"
+        key = cache_key(upstream, path, query, authorization, generation)
         task = self._inflight.get(key)
         joined = task is not None
         if task is None:
-            task = asyncio.ensure_future(self._resolve(key, upstream, path, query))
+            task = asyncio.ensure_future(
+                self._resolve(key, upstream, path, query, authorization, first)
+            )
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
         answer, result = await asyncio.shield(task)
@@ -58,11 +83,45 @@ class Lookups:
         self._count[result].inc()
         return answer, result
 
+    async def _generation(self, group: str) -> tuple[int, str]:
+        """(the group's shared generation, MISS) or (-1, ERROR/BYPASS) when unreadable:
+        then the cache is neither read nor written for this lookup."""
+        if self.cache is None:
+            return 0, MISS
+        try:
+            return await self.cache.generation(group), MISS
+        except CacheBypassed:
+            return -1, BYPASS
+        except CacheError as exc:
+            log.warning("lookup cache read failed", extra={"reason": str(exc)})
+            return -1, ERROR
+
+    async def invalidate(self, group: str) -> None:
+        """A write through this gateway succeeded: no cached read of ``group`` is served
+        from now on, here or on any replica sharing the cache."""
+        self._local[group] = self._local.get(group, 0) + 1
+        if self.cache is None:
+            return
+        try:
+            await self.cache.bump(group)
+        except CacheError as exc:
+            self._missed_bumps.inc()
+            log.warning(
+                "lookup cache invalidation failed; other replicas may serve cached reads "
+                "of this group until their TTL",
+                extra={"reason": str(exc), "group": group},
+            )
+
     async def _resolve(
-        self, key: str, upstream: Upstream, path: str, query: bytes
+        self,
+        key: str,
+        upstream: Upstream,
+        path: str,
+        query: bytes,
+        authorization: str | None,
+        result: str,
     ) -> tuple[UpstreamAnswer, str]:
-        result = MISS
-        if self.cache is not None:
+        if self.cache is not None and result == MISS:
             try:
                 cached = await self.cache.get(key)
             except CacheBypassed:
@@ -73,7 +132,7 @@ class Lookups:
             else:
                 if cached is not None:
                     return cached, HIT
-        answer = await self.client.get(upstream, path, query)
+        answer = await self.client.get(upstream, path, query, authorization=authorization)
         if answer.status == 200 and self.cache is not None and result == MISS:
             try:
                 await self.cache.set(key, answer, self.ttl_s)

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from gateway.errors import InvalidQuery
 
 DOMAINS = ("calls",)
-FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value")
+FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value", "state")
 MAX_YEARS = 2
 
 _SPACE_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")

@@ -34,8 +34,9 @@ class Guard:
             self._refused("forbidden_key")
             raise Forbidden()
 
-    async def admit_ping(self, rtb_key: str, publisher_id: str) -> None:
-        """403 for an unknown key, 429 with ``Retry-After`` over a rate limit."""
+    async def admit_ping(self, rtb_key: str, publisher_id: str | None) -> None:
+        """403 for an unknown key, 429 with ``Retry-After`` over a rate limit. Call data
+        writing comes through here too, with ``publisher_id`` None when it names none."""
         self.admit_key(rtb_key)
         if self.limiter is None:
             return

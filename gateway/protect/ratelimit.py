@@ -120,14 +120,15 @@ class RateLimiter:
     def active(self) -> bool:
         return self.per_publisher.active or self.per_key.active
 
-    async def check(self, rtb_key: str, publisher_id: str) -> Verdict:
-        """Allowed, or refused with the seconds until the next ping would be allowed."""
+    async def check(self, rtb_key: str, publisher_id: str | None) -> Verdict:
+        """Allowed, or refused with the seconds until the next ping would be allowed.
+        ``publisher_id`` None (call data writing names none): only the key's limit."""
         checks: list[tuple[str, str, Rate]] = []
         key_rate = self.per_key.default
         if key_rate is not None:
             checks.append(("RTB key", _bucket("key", rtb_key), key_rate))
-        pub_rate = self.per_publisher.for_name(publisher_id)
-        if pub_rate is not None:
+        pub_rate = None if publisher_id is None else self.per_publisher.for_name(publisher_id)
+        if pub_rate is not None and publisher_id is not None:
             checks.append(("publisher", _bucket("pub", publisher_id), pub_rate))
         worst = ALLOWED
         for scope, bucket, rate in checks:

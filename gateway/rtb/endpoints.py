@@ -5,6 +5,10 @@ forwarded), let the shield or the RTB client produce an upstream answer, and ret
 answer's status and bytes unchanged. The deadline starts when the request arrives, so the
 time a ping spends here counts against ``GATEWAY_RTB_TIMEOUT_MS``.
 
+A ping without a caller number (accepted only with ``GATEWAY_RTB_CALLER_NUMBER=optional``)
+has nothing to shield on: it skips the shield, is forwarded every time and answered with
+``X-Shield: none``, and is not counted as a shield lookup.
+
 Between parsing and the shield sits the guard (gateway/protect/): an RTB key outside the
 allow-list gets 403 and a publisher or key over its rate limit 429, before the shield or
 the upstream sees the ping.
@@ -30,7 +34,7 @@ from gateway.bodies import read_body, receive_body
 from gateway.errors import JSON, GatewayError, send_error
 from gateway.protect.guard import Guard
 from gateway.rtb.ping import parse_confirmation, parse_ping
-from gateway.shield.base import X_SHIELD, Shield
+from gateway.shield.base import NONE, X_SHIELD, Shield, marked
 from gateway.upstream.answer import UpstreamAnswer
 from gateway.upstream.rtb import RtbClient
 
@@ -53,6 +57,8 @@ class RtbEndpoint:
 class CreateReservation(RtbEndpoint):
     """``POST /rtbs.json`` as a plain ASGI app (Starlette routes to it as to any ASGI app)."""
 
+    # False with GATEWAY_RTB_CALLER_NUMBER=optional: pings without a caller are forwarded.
+    caller_required: bool = True
     # Content types seen from the upstream, encoded once (a handful at most).
     _types: dict[str, bytes] = field(init=False, default_factory=lambda: {JSON: _JSON_TYPE})
 
@@ -66,14 +72,24 @@ class CreateReservation(RtbEndpoint):
                 declared = value.decode("latin-1")
         try:
             body = await receive_body(receive, self.max_body_bytes, declared)
-            ping = parse_ping(scope["query_string"], body, content_type)
+            ping = parse_ping(
+                scope["query_string"], body, content_type, caller_required=self.caller_required
+            )
             await self.guard.admit_ping(ping.key, ping.publisher_id)
             rtb = self.rtb
 
             def forward():  # type: ignore[no-untyped-def]
                 return rtb.reserve(ping.upstream_body(), deadline)
 
-            answer, result = await self.shield.answer(ping, deadline, forward)
+            if ping.caller_number is None:
+                # Nothing to shield on (GATEWAY_RTB_CALLER_NUMBER=optional): always forwarded.
+                result = NONE
+                try:
+                    answer = await forward()
+                except GatewayError as exc:
+                    raise marked(exc, NONE) from None
+            else:
+                answer, result = await self.shield.answer(ping, deadline, forward)
         except GatewayError as exc:
             await send_error(send, exc)
             return

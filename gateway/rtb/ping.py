@@ -65,26 +65,73 @@ def merged_fields(query: bytes, body: bytes, content_type: str | None) -> dict[s
     return fields
 
 
-def parse_ping(query: bytes, body: bytes, content_type: str | None) -> Ping:
-    return validate_ping(merged_fields(query, body, content_type))
+def parse_ping(
+    query: bytes, body: bytes, content_type: str | None, *, caller_required: bool = True
+) -> Ping:
+    return validate_ping(merged_fields(query, body, content_type), caller_required=caller_required)
 
 
-def validate_ping(fields: dict[str, Any]) -> Ping:
-    """Validate merged fields into a :class:`Ping`, collecting every problem at once."""
-    problems: dict[str, str] = {}
+def scalar_values(fields: dict[str, Any], problems: dict[str, str]) -> dict[str, str]:
+    """Every field as the string the upstream receives; nested values go to ``problems``."""
     values: dict[str, str] = {}
     for name, value in fields.items():
         text, problem = _scalar(value)
         if problem:
-            problems[name] = problem
+            problems[_safe_name(name)] = problem
         else:
             values[name] = text
+    return values
 
+
+def check_key(fields: dict[str, Any], values: dict[str, str], problems: dict[str, str]) -> None:
+    """``key``: required, and shaped like an RTB or postback key."""
     key = values.get("key")
     if "key" not in fields:
         problems["key"] = "is required"
     elif key is not None and not _RTB_KEY.fullmatch(key):
         problems["key"] = "must be 1-128 letters, digits, '_', '-' or '.'"
+
+
+def phone_field(values: dict[str, str], name: str, problems: dict[str, str]) -> str | None:
+    """A phone number field normalised to E.164 (a problem recorded when it is not one)."""
+    if name not in values:
+        return None
+    return _phone(values[name], name, problems)
+
+
+def tags_of(
+    fields: dict[str, Any],
+    values: dict[str, str],
+    known: frozenset[str],
+    problems: dict[str, str],
+) -> dict[str, str]:
+    """Every field not in ``known`` is a tag, under the contract's rules (CONTRACT §3)."""
+    tags: dict[str, str] = {}
+    for name, text in values.items():
+        if name in known:
+            continue
+        if not _TAG_NAME.fullmatch(name):
+            problems[_safe_name(name)] = (
+                f"tag names are 1-{MAX_TAG_NAME} letters, digits, '_', '-' or '.'"
+            )
+        elif len(text) > MAX_TAG_VALUE:
+            problems[name] = f"tag values are at most {MAX_TAG_VALUE} characters"
+        elif _CONTROL.search(text):
+            problems[name] = "must not contain control characters"
+        else:
+            tags[name] = text
+    tag_count = sum(1 for name in fields if name not in known)
+    if tag_count > MAX_TAGS:
+        problems["tags"] = f"at most {MAX_TAGS} tags, got {tag_count}"
+    return tags
+
+
+def validate_ping(fields: dict[str, Any], *, caller_required: bool = True) -> Ping:
+    """Validate merged fields into a :class:`Ping`, collecting every problem at once."""
+    problems: dict[str, str] = {}
+    values = scalar_values(fields, problems)
+    check_key(fields, values, problems)
+    key = values.get("key")
 
     publisher_field = "publisher_id"
     publisher = values.get("publisher_id")
@@ -108,36 +155,20 @@ def validate_ping(fields: dict[str, Any]) -> Ping:
 
     caller = None
     if "caller_number" not in fields:
-        problems["caller_number"] = "is required"
-    elif "caller_number" in values:
-        caller = _phone(values["caller_number"], "caller_number", problems)
+        if caller_required:
+            problems["caller_number"] = "is required"
+    else:
+        caller = phone_field(values, "caller_number", problems)
     inbound = None
     if "inbound_number" in values and values["inbound_number"].strip():
-        inbound = _phone(values["inbound_number"], "inbound_number", problems)
+        inbound = phone_field(values, "inbound_number", problems)
 
-    tags: dict[str, str] = {}
-    for name, text in values.items():
-        if name in KNOWN_FIELDS:
-            continue
-        if not _TAG_NAME.fullmatch(name):
-            problems[_safe_name(name)] = (
-                f"tag names are 1-{MAX_TAG_NAME} letters, digits, '_', '-' or '.'"
-            )
-        elif len(text) > MAX_TAG_VALUE:
-            problems[name] = f"tag values are at most {MAX_TAG_VALUE} characters"
-        elif _CONTROL.search(text):
-            problems[name] = "must not contain control characters"
-        else:
-            tags[name] = text
-    tag_count = sum(1 for name in fields if name not in KNOWN_FIELDS)
-    if tag_count > MAX_TAGS:
-        problems["tags"] = f"at most {MAX_TAGS} tags, got {tag_count}"
+    tags = tags_of(fields, values, KNOWN_FIELDS, problems)
 
     if problems:
         raise InvalidFields(problems)
     assert key is not None
     assert publisher is not None
-    assert caller is not None
     return Ping(key, publisher, caller, inbound, publisher_field, tags)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.responses import Response
 
-from gateway.sandbox import core_api, rtb
+from gateway.sandbox import core_api, data_writing, rtb
 from gateway.sandbox.core_api.render import EXCEPTION_HANDLERS
 from gateway.sandbox.rtb import SandboxState
 
@@ -20,7 +20,12 @@ def create_sandbox_app() -> Starlette:
 
     state = SandboxState()
     core = core_api.CoreApiState(received=state.core_received)
-    routes = [*rtb.routes(), Route("/healthz", _healthz, methods=["GET"]), *core_api.routes()]
+    routes = [
+        *rtb.routes(),
+        *data_writing.routes(),
+        Route("/healthz", _healthz, methods=["GET"]),
+        *core_api.routes(),
+    ]
     guard = Middleware(core_api.CoreApiGuard, config=lambda: state.config, core=core)
     app = Starlette(routes=routes, middleware=[guard], exception_handlers=EXCEPTION_HANDLERS)
     app.state.sandbox = state

@@ -53,6 +53,8 @@ class SandboxState:
         self.arrived = asyncio.Event()
         self.reservations: dict[str, dict[str, Any]] = {}
         self.counter = 0
+        #: call data written for callers without a call yet (sandbox/data_writing.py)
+        self.stored_tags: dict[str, dict[str, str]] = {}
 
     def record(self, entry: dict[str, Any]) -> None:
         self.received.append(entry)
@@ -118,12 +120,9 @@ async def create_rtb(request: Request) -> Response:
     steered = await _steer(fields, state.config)
     if steered is not None:
         return steered
-    if (
-        not fields.get("key")
-        or not (fields.get("publisher_id") or fields.get("source_id"))
-        or not fields.get("caller_number")
-    ):
-        return _json({"error": "key, publisher_id and caller_number are required"}, 422)
+    # No caller_number is fine: Retreaver lets some postback keys bid without one.
+    if not fields.get("key") or not (fields.get("publisher_id") or fields.get("source_id")):
+        return _json({"error": "key and publisher_id are required"}, 422)
     outcome = fields.get("sandbox_outcome", state.config.get("outcome"))
     if outcome == "no-target":
         return _json({"status": "no-target"})

@@ -21,7 +21,7 @@ from typing import Protocol
 
 from gateway.errors import GatewayError
 from gateway.publisher import Ping
-from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS
+from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, NONE
 from gateway.shield.entry import Entry
 from gateway.upstream.answer import UpstreamAnswer
 
@@ -30,7 +30,14 @@ Forward = Callable[[], Awaitable[UpstreamAnswer]]
 
 # ``X-Shield`` for each result. The metric tells a failed store call (error) from a
 # skipped one (bypass); a publisher only needs to know the shield was not used.
-X_SHIELD = {HIT: "hit", MISS: "miss", COALESCED: "coalesced", ERROR: "bypass", BYPASS: "bypass"}
+X_SHIELD = {
+    HIT: "hit",
+    MISS: "miss",
+    COALESCED: "coalesced",
+    ERROR: "bypass",
+    BYPASS: "bypass",
+    NONE: "none",
+}
 
 
 def marked(exc: GatewayError, result: str) -> GatewayError:

@@ -30,13 +30,14 @@ Errors are translated at this boundary, so callers see only an
 Kept headers the gateway could not send on (not latin-1, CR/LF/NUL) are dropped here,
 and such a ``Content-Type`` replaced, before the lookup cache stores the answer.
 
-Messages never contain URLs: a Core API URL carries the client's ``api_key``.
+Messages never contain URLs: a Core API URL carries the client's ``api_key``. An
+``Authorization`` value (caller lists' Bearer secret) is sent as the request's header and
+nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import random
 import time
@@ -45,7 +46,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from urllib.parse import unquote_to_bytes
 
 import aiohttp
 from yarl import URL
@@ -58,13 +58,14 @@ from gateway.upstream.answer import (
     deliverable,
     read_bounded,
 )
+from gateway.upstream.credentials import credentials_digest
 from gateway.upstream.failures import describe, too_large
 
 Observer = Callable[[str, float], None]
 
 
 class Upstream(Enum):
-    """Which base URL serves a route: the v1 API or the v2 canary."""
+    """Which base URL serves a route: the unversioned/v1 API, or v2 (v3, v4 too)."""
 
     V1 = "core_api"  # GATEWAY_CORE_API_URL
     V2 = "core_api_v2"  # GATEWAY_CORE_API_V2_URL
@@ -79,20 +80,6 @@ DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_QUIET_S = 60.0
 # Credentials quieted at once; past this the oldest quiet is forgotten (memory bound).
 MAX_QUIET_CREDENTIALS = 10_000
-_CREDENTIAL_PARAMS = frozenset({b"api_key", b"key"})
-
-
-def credentials_digest(query: bytes, authorization: str | None = None) -> bytes:
-    """Who is asking, as the upstream sees it: a digest of the credential parameters
-    (percent-decoded, so an escaped spelling is the same client) and ``Authorization``."""
-    digest = hashlib.blake2b(digest_size=16, person=b"gw-quiet-v1")
-    for part in sorted(query.split(b"&")):
-        name, _, value = part.partition(b"=")
-        if unquote_to_bytes(name.replace(b"+", b" ")) in _CREDENTIAL_PARAMS:
-            digest.update(name + b"=" + unquote_to_bytes(value.replace(b"+", b" ")) + b"\0")
-    if authorization:
-        digest.update(b"authorization:" + authorization.encode("utf-8", "surrogateescape"))
-    return digest.digest()
 
 
 def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
@@ -185,7 +172,7 @@ class CoreApiClient:
                 await asyncio.sleep(quiet + random.uniform(0, 0.05))
                 waited += quiet
                 continue
-            answer = await self._attempt("GET", url, None, None)
+            answer = await self._attempt("GET", url, None, None, authorization)
             if answer.status != 429:
                 return answer
             wait = self._throttled_by(who, answer)
@@ -241,23 +228,34 @@ class CoreApiClient:
         *,
         authorization: str | None = None,
     ) -> UpstreamAnswer:
-        """A write, forwarded once; a 429 goes straight back (with ``Retry-After``)."""
+        """A write (or a read-only POST), forwarded once; a 429 goes straight back (with
+        ``Retry-After``)."""
         who = credentials_digest(query, authorization)
         quiet = self._quiet_for(who)
         if quiet > 0:
             return _throttled(quiet)
-        answer = await self._attempt(method, self.url(upstream, path, query), body, content_type)
+        url = self.url(upstream, path, query)
+        answer = await self._attempt(method, url, body, content_type, authorization)
         if answer.status == 429:
             return _with_retry_after(answer, self._throttled_by(who, answer))
         return answer
 
     async def _attempt(
-        self, method: str, url: URL, body: bytes | None, content_type: str | None
+        self,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        content_type: str | None,
+        authorization: str | None = None,
     ) -> UpstreamAnswer:
         session, slots = self._session, self._slots
         if session is None or slots is None:
             raise NotReady()
-        headers = {"Content-Type": content_type} if content_type else None
+        headers: dict[str, str] = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        if authorization is not None:
+            headers["Authorization"] = authorization
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -265,7 +263,7 @@ class CoreApiClient:
                 self.in_flight += 1
                 try:
                     async with session.request(
-                        method, url, data=body, headers=headers, allow_redirects=False
+                        method, url, data=body, headers=headers or None, allow_redirects=False
                     ) as resp:
                         payload = await read_bounded(resp, self._max_answer_bytes)
                         kept = tuple(

@@ -21,7 +21,11 @@ A POST is never retried once any byte of it may have been sent: a retried ping c
 reserve twice. The deadline is the caller's, absolute on the loop clock, so time already
 spent (parsing, shield) is charged against the same budget.
 
-An optional :class:`~gateway.protect.breaker.CircuitBreaker` wraps every send: it
+Call data writing (``/data_writing`` on ``GATEWAY_DATA_WRITING_URL``) rides the same
+pooled session and the same error mapping, under its own ``upstream`` metric label and
+without the RTB breaker: a slow retreaverdata.com must not stop pings.
+
+An optional :class:`~gateway.protect.breaker.CircuitBreaker` wraps every ping send: it
 refuses at once (503) while the upstream is failing or when the pool is full, instead of
 queueing, and learns from each outcome (a cancelled send teaches it nothing).
 """
@@ -41,6 +45,8 @@ from gateway.upstream.answer import AnswerTooLarge, UpstreamAnswer, content_type
 from gateway.upstream.failures import describe, too_large
 
 _JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+_ACCEPT_JSON = {"Accept": "application/json"}
+DATA_WRITING = "data_writing"
 
 Observer = Callable[[str, float], None]
 
@@ -59,8 +65,12 @@ class RtbClient:
         user_agent: str = "rtb-gateway",
         breaker: CircuitBreaker | None = None,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        data_writing_url: str | None = None,
+        observe_data_writing: Observer | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        self._data_base = (data_writing_url or base_url).rstrip("/")
+        self._observe_data = observe_data_writing
         self.breaker = breaker
         # Parsed once: aiohttp would otherwise parse the URL string on every ping.
         self._reserve_url = URL(self._base + "/rtbs.json", encoded=True)
@@ -110,8 +120,24 @@ class RtbClient:
     async def confirm(self, uuid: str, method: str, body: bytes, deadline: float) -> UpstreamAnswer:
         return await self._send(method, f"{self._base}/rtbs/{uuid}.json", body, deadline)
 
+    async def write_data(
+        self, method: str, path_and_query: str, body: bytes | None, deadline: float
+    ) -> UpstreamAnswer:
+        """Call data writing, sent once: ``path_and_query`` was built from validated fields."""
+        url = URL(self._data_base + path_and_query, encoded=True)
+        return await self._send(
+            method, url, body, deadline, upstream=DATA_WRITING, observe=self._observe_data
+        )
+
     async def _send(
-        self, method: str, url: str | URL, body: bytes, deadline: float
+        self,
+        method: str,
+        url: str | URL,
+        body: bytes | None,
+        deadline: float,
+        *,
+        upstream: str = "rtb",
+        observe: Observer | None = None,
     ) -> UpstreamAnswer:
         session = self._session
         if session is None:
@@ -119,8 +145,12 @@ class RtbClient:
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise UpstreamTimeout("rtb")
-        breaker = self.breaker
+            raise UpstreamTimeout(upstream)
+        is_rtb = upstream == "rtb"
+        if is_rtb:
+            observe = self._observe
+        breaker = self.breaker if is_rtb else None
+        headers = _JSON_HEADERS if body is not None else _ACCEPT_JSON
         probe = breaker.acquire() if breaker is not None else False
         verdict: bool | None = None  # upstream healthy? None: cancelled, no verdict
         started = time.perf_counter()
@@ -128,7 +158,7 @@ class RtbClient:
         try:
             async with asyncio.timeout(remaining):
                 async with session.request(
-                    method, url, data=body, headers=_JSON_HEADERS, allow_redirects=False
+                    method, url, data=body, headers=headers, allow_redirects=False
                 ) as resp:
                     payload = await read_bounded(resp, self._max_answer_bytes)
                     content_type = content_type_for(resp.headers.get("Content-Type"), payload)
@@ -139,17 +169,17 @@ class RtbClient:
             outcome = "too_large"
             verdict = False
             detail = too_large(exc, "GATEWAY_RTB_MAX_ANSWER_BYTES")
-            raise BadGateway("rtb", detail) from None
+            raise BadGateway(upstream, detail) from None
         except TimeoutError:
             outcome = "timeout"
             verdict = False
-            raise UpstreamTimeout("rtb") from None
+            raise UpstreamTimeout(upstream) from None
         except (aiohttp.ClientError, OSError) as exc:
             outcome = "error"
             verdict = False
-            raise BadGateway("rtb", describe(exc)) from None
+            raise BadGateway(upstream, describe(exc)) from None
         finally:
             if breaker is not None:
                 breaker.release(verdict, probe)
-            if self._observe is not None:
-                self._observe(outcome, time.perf_counter() - started)
+            if observe is not None:
+                observe(outcome, time.perf_counter() - started)

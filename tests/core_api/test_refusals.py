@@ -22,7 +22,7 @@ HOSTILE: list[bytes] = [
     b"/CALLS.json",
     b"/calls.json;jsessionid=1",
     b"/calls.json%3Fapi_key=x",
-    b"/api/v3/calls.json",
+    b"/api/v5/calls.json",
     b"/api/v2/calls.xml",  # v2 is JSON only
     b"/api/v1/reports.xml",  # so are reports
     b"/static_caller_numbers/1234/numbers.json",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from gateway.core_api.routes import (
+    CHECK_ROUTES,
     READ_ROUTES,
     WRITE_ROUTES,
     CoreRoute,
     Upstream,
+    group_of,
     raw_path_is_plain,
     upstream_path,
 )
@@ -25,11 +27,22 @@ def test_every_read_route_of_the_reference_is_in_the_table() -> None:
     assert templates == {
         "/calls",
         "/calls/{uuid}",
+        "/api/v1/calls",
+        "/api/v1/calls/{uuid}",
         "/api/v2/calls",
         "/api/v2/calls/{uuid}",
+        "/api/v3/calls",
+        "/api/v3/calls/{uuid}",
+        "/api/v4/calls",
+        "/api/v4/calls/{uuid}",
         "/affiliates",
         "/affiliates/{id}",
         "/affiliates/afid/{afid}",
+        "/api/v1/affiliates",
+        "/api/v1/affiliates/{id}",
+        "/api/v1/affiliates/afid/{afid}",
+        "/api/v2/targets/{id}/caller_lists/{name}",
+        "/api/v2/targets/{id}/caller_lists/{name}/caller_list_numbers/{phone}",
         "/targets",
         "/targets/{id}",
         "/targets/tid/{tid}",
@@ -59,16 +72,67 @@ def test_every_read_route_of_the_reference_is_in_the_table() -> None:
     assert all(r.methods == ("GET",) for r in READ_ROUTES)
 
 
-def test_v2_and_reports_are_json_only_and_v2_goes_to_the_canary() -> None:
-    for template in ("/api/v2/calls", "/api/v2/calls/{uuid}"):
+def test_v2_v3_v4_caller_lists_and_reports_are_json_only_and_v2_up_go_to_the_v2_url() -> None:
+    for template in (
+        "/api/v2/calls",
+        "/api/v2/calls/{uuid}",
+        "/api/v3/calls",
+        "/api/v3/calls/{uuid}",
+        "/api/v4/calls",
+        "/api/v4/calls/{uuid}",
+        "/api/v2/targets/{id}/caller_lists/{name}",
+    ):
         route = _read(template)
         assert route.upstream is Upstream.V2
         assert route.formats == ("json",)
+    assert _read("/api/v1/calls").upstream is Upstream.V1
+    assert _read("/api/v1/affiliates/afid/{afid}").formats == ("json", "xml")
     reports = _read("/api/v1/reports")
     assert reports.upstream is Upstream.V1
     assert reports.formats == ("json",)
     assert reports.validate_reports
     assert _read("/affiliates").formats == ("json", "xml")
+
+
+def test_only_caller_list_routes_forward_authorization() -> None:
+    every = (*READ_ROUTES, *WRITE_ROUTES, *CHECK_ROUTES)
+    assert {r.template for r in every if r.auth} == {
+        "/api/v2/targets/{id}/caller_lists",
+        "/api/v2/targets/{id}/caller_lists/{name}",
+        "/api/v2/targets/{id}/caller_lists/{name}/caller_list_numbers",
+        "/api/v2/targets/{id}/caller_lists/{name}/caller_list_numbers/{phone}",
+        "/api/v2/targets/{id}/caller_lists/{name}/caller_list_checks",
+        "/api/v2/targets/{id}/caller_lists/{name}/caller_list_uploads",
+    }
+    (check,) = CHECK_ROUTES
+    assert check.methods == ("POST",)
+    assert check.template.endswith("/caller_list_checks")
+
+
+@pytest.mark.parametrize(
+    ("template", "group"),
+    [
+        ("/targets/{id}", "routing"),
+        ("/targets/tid/{tid}", "routing"),
+        ("/target_groups/{id}/reset_cap", "routing"),
+        ("/api/v1/affiliates/afid/{afid}", "routing"),
+        ("/affiliates", "routing"),
+        ("/contact_numbers/{number}/suppressed_number", "contacts"),
+        ("/suppressed_numbers/check", "contacts"),
+        ("/company", "companies"),
+        ("/companies/{id}", "companies"),
+        ("/api/v2/targets/{id}/caller_lists/{name}/caller_list_uploads", "caller_lists"),
+        ("/api/v4/calls/{uuid}", "calls"),
+        ("/static_caller_numbers/{id}", "static_caller_numbers"),
+    ],
+)
+def test_cache_groups_tie_aliases_and_related_resources(template: str, group: str) -> None:
+    assert group_of(template) == group
+
+
+def test_every_write_clears_a_group_that_some_read_is_in() -> None:
+    read_groups = {r.group for r in READ_ROUTES}
+    assert {w.group for w in WRITE_ROUTES} <= read_groups
 
 
 def test_literal_check_is_matched_before_the_number_parameter() -> None:
@@ -111,6 +175,12 @@ def test_write_routes_cover_the_reference_and_never_get() -> None:
             "/contact_numbers/+18001234567/contact.json",
         ),
         ("/api/v1/reports", "json", {}, "/api/v1/reports.json"),
+        (
+            "/api/v2/targets/{id}/caller_lists/{name}/caller_list_numbers/{phone}",
+            "json",
+            {"id": "43103", "name": "suppressed", "phone": "5855752500"},
+            "/api/v2/targets/43103/caller_lists/suppressed/caller_list_numbers/5855752500.json",
+        ),
     ],
 )
 def test_upstream_path_is_rebuilt_from_valid_parameters(
@@ -137,6 +207,12 @@ def test_upstream_path_is_rebuilt_from_valid_parameters(
         ("/suppressed_numbers/{number}", {"number": "check"}),
         ("/suppressed_numbers/{number}", {"number": "+0123456789"}),
         ("/calls/{uuid}", {}),
+        ("/api/v2/targets/{id}/caller_lists/{name}", {"id": "1", "name": "../x"}),
+        ("/api/v2/targets/{id}/caller_lists/{name}", {"id": "1", "name": ".hidden"}),
+        (
+            "/api/v2/targets/{id}/caller_lists/{name}/caller_list_numbers/{phone}",
+            {"id": "1", "name": "s", "phone": "+1 585"},
+        ),
     ],
 )
 def test_bad_parameters_build_no_path(template: str, params: dict[str, str]) -> None:
@@ -170,7 +246,7 @@ def test_only_the_plus_escape_is_accepted_in_a_path(raw: bytes, plain: bool) -> 
 
 def test_served_templates_are_unique_per_method() -> None:
     seen: set[tuple[str, str]] = set()
-    for route in (*READ_ROUTES, *WRITE_ROUTES):
+    for route in (*READ_ROUTES, *WRITE_ROUTES, *CHECK_ROUTES):
         for path in route.paths():
             for method in route.methods:
                 assert (path, method) not in seen

@@ -99,6 +99,22 @@ async def _exercise_main(c: httpx.AsyncClient, url: str, seen: list[httpx.Respon
     ):
         await go("GET", path, params={"api_key": CANARY, "company_id": "1"})
     await go("POST", "/calls.json", params={"api_key": CANARY}, json={"api_key": CANARY})
+    # Call data writing: the key in the path, in a JSON body, and in an invalid request.
+    await go("GET", f"/data_writing/{CANARY}", params={"caller_number": "+18558485518"})
+    await go("POST", "/data_writing", json={"key": CANARY, "caller_number": "+18558485518"})
+    await go("POST", "/data_writing", data={"key": CANARY, "caller_number": "nope"})
+    await go("GET", f"/data_writing/{CANARY}", params={"key": "other", "age": "1"})
+    # Caller lists: the canary as postback key and (through go) as the Bearer secret.
+    lists = "/api/v2/targets/1/caller_lists/suppressed"
+    await go("GET", f"{lists}.json", params={"key": CANARY})
+    await go("GET", f"{lists}/caller_list_numbers/+15855752500.json", params={"key": CANARY})
+    await go(
+        "POST",
+        f"{lists}/caller_list_checks.json",
+        params={"key": CANARY},
+        json={"caller_list_check": {"number": "+15855752500"}},
+    )
+    await go("DELETE", f"{lists}.json", params={"key": CANARY})
     for path in ("/healthz", "/readyz", "/openapi.json"):
         await go("GET", path, params={"api_key": CANARY})
 
@@ -113,6 +129,7 @@ async def test_canary_appears_nowhere(sandbox_url: str, capture_logs: Any) -> No
         rtb_upstream_url=sandbox_url,
         core_api_url=sandbox_url,
         core_api_v2_url=sandbox_url,
+        data_writing_url=sandbox_url,
         rtb_timeout_ms=1000,
     )
     broken = Settings.from_env({}, rtb_upstream_url=sandbox_url)

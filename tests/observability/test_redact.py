@@ -18,6 +18,10 @@ S = "s3cr3tVALUE42"
     [
         f"GET /calls.json?api_key={S}&company_id=1",
         f"POST /rtbs.json?caller_number=%2B1855&key={S}",
+        f"GET /api/v2/targets/1/caller_lists/suppressed.json?key={S}",
+        f"GET /data_writing/{S}?caller_number=%2B18558485518",
+        f'"path": "/data_writing/{S}"',
+        f"(b'authorization', b'Bearer {S}')",
         f"key={S}",
         f"Ping(key='{S}', publisher_id='p1')",
         f"{{'api_key': '{S}', 'x': 1}}",
@@ -52,6 +56,7 @@ def test_secret_is_masked(text: str) -> None:
         '{"route":"/rtbs.json","method":"POST","status":200,"duration_ms":1.2}',
         "caller_number=+18558485518&publisher_id=p1",
         "https://rtb.retreaver.com/rtbs.json",
+        '{"route":"/data_writing/{key}","method":"GET","status":200}',
     ],
 )
 def test_ordinary_text_is_untouched(text: str) -> None:

@@ -115,7 +115,7 @@ async def test_unknown_ids_are_404(
 
 
 @pytest.mark.parametrize(
-    "path", ["/nope.json", "/calls", "/calls.json/extra", "/api/v3/calls.json"]
+    "path", ["/nope.json", "/calls", "/calls.json/extra", "/api/v5/calls.json"]
 )
 async def test_unknown_routes_are_404_before_any_auth(
     shared_sandbox: str, shared_client: httpx.AsyncClient, path: str

@@ -140,7 +140,13 @@ async def test_json_and_xml_carry_the_same_record(
         ).content
     )
     record = as_json["target"]
+    groups = [g for g in C1.target_groups if target["id"] in g["target_ids"]]
+    assert record["target_group_ids"] == [g["id"] for g in groups]
+    assert [g["name"] for g in record.pop("target_groups")] == [g["name"] for g in groups]
+    del record["target_group_ids"]
     assert record == target
+    ids = as_xml.find("target-group-ids")
+    assert [int(i.text or "") for i in ids] == [g["id"] for g in groups]  # type: ignore[union-attr]
     assert as_xml.findtext("id") == str(target["id"])
     assert as_xml.find("id").get("type") == "integer"  # type: ignore[union-attr]
     assert as_xml.findtext("time-zone") == target["time_zone"]
@@ -226,7 +232,7 @@ async def test_other_companies_data_stays_apart(
 
 async def test_reports_rows_add_up(shared_sandbox: str, shared_client: httpx.AsyncClient) -> None:
     query = "domain=calls&created_at_start=2024-10-01&created_at_end=2024-12-01"
-    for facet in ("publisher", "buyer", "campaign", "number", "daily"):
+    for facet in ("publisher", "buyer", "campaign", "number", "daily", "state"):
         response = await shared_client.get(
             f"{shared_sandbox}/api/v1/reports.json?{AUTH}&{query}&facet={facet}&per_page=100"
         )

@@ -1,4 +1,4 @@
-"""The sandbox's Core API: a stand-in for api.retreaver.com (and canary's ``/api/v2``).
+"""The sandbox's Core API: a stand-in for api.retreaver.com (v1, and v2, v3, v4 under ``/api``).
 
 It follows reference/retreaver-core-api.txt: every route there (reads and writes), in
 ``.json`` and ``.xml`` (``text/xml``, shaped like Rails' ``to_xml``) for the unversioned

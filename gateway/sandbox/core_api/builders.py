@@ -68,10 +68,11 @@ def _business_hours(ctx: Ctx, record: Record, attrs: dict[str, Any]) -> None:
         existing = next((b for b in record["business_hours"] if b["id"] == entry.get("id")), None)
         if existing is None:
             require(entry, "day_of_week")
-            existing = business_hours(ids_for(ctx), record["id"], utcnow())[0]
-            record["business_hours"].append(existing)
+            candidate = business_hours(ids_for(ctx), record["id"], utcnow())[0]
+        else:
+            candidate = dict(existing)
         assign(
-            existing,
+            candidate,
             {("invert" if k == "inverted" else k): v for k, v in entry.items()},
             {
                 "day_of_week": "int",
@@ -81,7 +82,23 @@ def _business_hours(ctx: Ctx, record: Record, attrs: dict[str, Any]) -> None:
                 "invert": "bool",
             },
         )
-        existing["updated_at"] = iso_ms(utcnow())
+        _check_hours(candidate)  # before anything is stored: a refused write changes nothing
+        candidate["updated_at"] = iso_ms(utcnow())
+        if existing is None:
+            record["business_hours"].append(candidate)
+        else:
+            existing.update(candidate)
+
+
+def _check_hours(hours: Record) -> None:
+    """Refuse what Retreaver's validations refuse: a day outside 0-6 (Sunday first), a
+    time outside 0000-2400 or with minutes past 59."""
+    if not 0 <= hours["day_of_week"] <= 6:
+        raise Invalid("business_hours.day_of_week must be between 0 and 6")
+    for name in ("time_open", "time_close"):
+        value = hours[name]
+        if not 0 <= value <= 2400 or value % 100 > 59:
+            raise Invalid(f"business_hours.{name} must be a time between 0000 and 2400")
 
 
 def build_target(ctx: Ctx, attrs: dict[str, Any]) -> Record:

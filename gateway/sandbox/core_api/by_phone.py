@@ -106,14 +106,16 @@ def _suppress(ctx: Ctx, number: str, attrs: dict[str, Any]) -> Record:
 
 def _apply_suppression(ctx: Ctx, record: Record, attrs: dict[str, Any]) -> None:
     assign(record, attrs, {"can_resubscribe": "bool"})
+    # The reference sends the campaign's customer id ("campaign_id": "116dc0f6") and shows
+    # the stored ``cid`` as an integer (the campaign's id, "cid": 159).
     cid = attrs.get("campaign_id", attrs.get("cid"))
     if cid not in (None, ""):
-        record["cid"] = campaign_by_cid(ctx, str(cid))["cid"]
+        record["cid"] = campaign_by_cid(ctx, str(cid))["id"]
 
 
 def _flat(ctx: Ctx, record: Record) -> dict[str, Any]:
     """The shape the reference shows for ``POST /suppressed_numbers/{number}``."""
-    campaign = find(ctx.company.campaigns, "cid", str(record.get("cid")))
+    campaign = next((c for c in ctx.company.campaigns if c["id"] == record.get("cid")), None)
     return {
         "id": record["id"],
         "company_id": record["company_id"],

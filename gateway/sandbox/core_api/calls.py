@@ -1,4 +1,10 @@
-"""The call log, v1 (``/calls``) and v2 (``/api/v2/calls``), with the documented filters.
+"""The call log: v1 (``/calls``, ``/api/v1/calls``), v2, v3 and v4 (``/api/vN/calls``), with
+the documented filters.
+
+v3 is v2 with ``number`` as an object (``{"number": ..., "name": ...}``); v4 is v3 with
+``campaign_id`` replaced by ``campaign`` (``{"id": ..., "name": ...}``), as the 2026-05
+reference shows. From v2 on, ``call_flow_events=true`` adds the call's flow events (the
+reference names the parameter but shows no example; the shape here is the sandbox's).
 
 ``sort_by`` is ``created_at`` (default) or ``updated_at``; ``order`` is ``desc``
 (default) or ``asc``, except that ``updated_at`` is always newest first, as the reference
@@ -15,8 +21,8 @@ from datetime import UTC, datetime
 
 from starlette.responses import Response
 
-from gateway.sandbox.core_api.context import Ctx, phone
-from gateway.sandbox.core_api.data import Call
+from gateway.sandbox.core_api.context import Ctx, Handler, phone
+from gateway.sandbox.core_api.data import Call, Record
 
 _SPACED_OFFSET = re.compile(r"^(.*\d)\s(\d\d:?\d\d)$")
 
@@ -78,11 +84,47 @@ async def list_v1(ctx: Ctx) -> Response:
     return ctx.page("calls", "call", [c.v1 for c in calls])
 
 
-async def list_v2(ctx: Ctx) -> Response:
-    calls = select(ctx)
-    if isinstance(calls, Response):
-        return calls
-    return ctx.page("calls", "call", [c.v2 for c in calls])
+def _flow_events(call: Call) -> list[Record]:
+    v2 = call.v2
+    events = [("call_started", v2["start_time"]), ("ivr_entered", v2["start_time"])]
+    if v2["forwarded_time"]:
+        events.append(("forwarded", v2["forwarded_time"]))
+    events.append(("call_ended", v2["end_time"]))
+    return [{"call_flow_event": {"event": name, "occurred_at": at}} for name, at in events]
+
+
+def rendered(ctx: Ctx, call: Call, version: int) -> Record:
+    """A call as ``/api/v{version}/calls`` renders it (2, 3 or 4)."""
+    record = dict(call.v2)
+    if version >= 3:
+        name = record["affiliate_name"] or record["campaign_name"]
+        record["number"] = {"number": record["number"], "name": f"{name} Number"}
+    if version >= 4:
+        campaign_id = record.pop("campaign_id")
+        record["campaign"] = {"id": str(campaign_id), "name": record["campaign_name"]}
+    if (ctx.param("call_flow_events") or "").lower() == "true":
+        record["call_flow_events"] = _flow_events(call)
+    return record
+
+
+def list_versioned(version: int) -> Handler:
+    async def list_calls(ctx: Ctx) -> Response:
+        calls = select(ctx)
+        if isinstance(calls, Response):
+            return calls
+        return ctx.page("calls", "call", [rendered(ctx, c, version) for c in calls])
+
+    list_calls.__name__ = f"list_v{version}"
+    return list_calls
+
+
+def show_versioned(version: int) -> Handler:
+    async def show_call(ctx: Ctx) -> Response:
+        call = _by_uuid(ctx)
+        return ctx.not_found() if call is None else ctx.one("call", rendered(ctx, call, version))
+
+    show_call.__name__ = f"show_v{version}"
+    return show_call
 
 
 def _by_uuid(ctx: Ctx) -> Call | None:
@@ -93,8 +135,3 @@ def _by_uuid(ctx: Ctx) -> Call | None:
 async def show_v1(ctx: Ctx) -> Response:
     call = _by_uuid(ctx)
     return ctx.not_found() if call is None else ctx.one("call", call.v1)
-
-
-async def show_v2(ctx: Ctx) -> Response:
-    call = _by_uuid(ctx)
-    return ctx.not_found() if call is None else ctx.one("call", call.v2)

@@ -22,7 +22,7 @@ from gateway.sandbox.core_api import knobs
 from gateway.sandbox.core_api.render import MESSAGES, error, format_of
 from gateway.sandbox.core_api.state import CoreApiState
 
-_NOT_CORE = ("/_sandbox/", "/rtbs")
+_NOT_CORE = ("/_sandbox/", "/rtbs", "/data_writing")
 
 
 def is_core_path(path: str) -> bool:
@@ -49,6 +49,11 @@ class CoreApiGuard:
             "query": scope.get("query_string", b"").decode("latin-1"),
             "at": time.time(),
             "status": None,
+            # So tests can see the header reach the upstream (caller lists' Bearer secret).
+            "authorization": next(
+                (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"),
+                None,
+            ),
         }
         core.received.append(record)
 

@@ -47,6 +47,49 @@ def find(records: list[Record], field: str, value: str) -> Record | None:
     return None
 
 
+_GROUP_FIELDS = (
+    "id", "name", "target_ids", "concurrency_cap", "calls_in_progress", "behavior",
+    "priority", "weight",
+)  # fmt: skip
+_MEMBER_FIELDS = ("id", "number", "name", "priority", "weight")
+
+
+def _after(record: Record, anchor: str, extra: Record) -> Record:
+    """``record`` with ``extra`` inserted after ``anchor`` (the reference's order)."""
+    out: Record = {}
+    for name, value in record.items():
+        out[name] = value
+        if name == anchor:
+            out.update(extra)
+    out.update({k: v for k, v in extra.items() if k not in out})
+    return out
+
+
+def present(ctx: Ctx, resource: Resource, record: Record) -> Record:
+    """A record as the 2026-05 reference renders it: a target with the groups it is in
+    (``target_group_ids``, ``target_groups``), a target group with its ``targets``.
+    Worked out when rendered, so membership changes show everywhere at once."""
+    if resource is TARGETS:
+        groups = [g for g in ctx.company.target_groups if record["id"] in g["target_ids"]]
+        return _after(
+            record,
+            "name",
+            {
+                "target_group_ids": [g["id"] for g in groups],
+                "target_groups": [{f: g.get(f) for f in _GROUP_FIELDS} for g in groups],
+            },
+        )
+    if resource is TARGET_GROUPS:
+        members = {t["id"]: t for t in ctx.company.targets}
+        targets = [members[i] for i in record["target_ids"] if i in members]
+        return _after(
+            record,
+            "target_ids",
+            {"targets": [{f: t.get(f) for f in _MEMBER_FIELDS} for t in targets]},
+        )
+    return record
+
+
 def index(resource: Resource) -> Handler:
     async def handler(ctx: Ctx) -> Response:
         records = resource.records(ctx)
@@ -54,7 +97,8 @@ def index(resource: Resource) -> Handler:
             wanted = ctx.param(name)
             if wanted is not None:
                 records = [r for r in records if r.get(name) is not None and str(r[name]) == wanted]
-        return ctx.page(resource.plural, resource.singular, records)
+        shown = [present(ctx, resource, r) for r in records]
+        return ctx.page(resource.plural, resource.singular, shown)
 
     handler.__name__ = f"list_{resource.plural}"
     return handler
@@ -68,7 +112,7 @@ def show(resource: Resource, field: str = "id") -> Handler:
         record = find(resource.records(ctx), field, value)
         if record is None:
             return ctx.not_found()
-        return ctx.one(resource.singular, record)
+        return ctx.one(resource.singular, present(ctx, resource, record))
 
     handler.__name__ = f"show_{resource.singular}_by_{field}"
     return handler

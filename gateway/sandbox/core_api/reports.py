@@ -1,11 +1,12 @@
 """``GET /api/v1/reports.json``: call statistics faceted by publisher, buyer, campaign,
-number, day or tag value, computed from the seeded calls.
+number, day, tag value or caller state, computed from the seeded calls.
 
 Validation, as the reference states it: ``domain`` is ``calls``; ``facet`` is one of
-the six; ``created_at_start`` and ``created_at_end`` are required dates (``YYYY-MM-DD``
-or RFC 3339), the start strictly before the end, and the two less than two calendar years
-apart (end < start + 2 years). ``page``/``per_page`` (default 25, at most 1000) page the
-facet rows; ``count`` is the rows on this page, ``count_total`` all rows. With
+the seven (``state`` since the 2026-05 reference); ``created_at_start`` and
+``created_at_end`` are required dates (``YYYY-MM-DD`` or RFC 3339), the start strictly
+before the end, and the two less than two calendar years apart (end < start + 2 years).
+``page``/``per_page`` (default 25, at most 1000) page the facet rows; ``count`` is the
+rows on this page, ``count_total`` all rows. With
 ``facet=tag_value`` the rows are tag keys, or with ``tag_value_key`` that key's values;
 only indexed tag keys report anything, as the reference explains.
 """
@@ -24,7 +25,7 @@ from gateway.sandbox.core_api.data import Call
 from gateway.sandbox.core_api.paging import PageError, page_number, page_of
 from gateway.sandbox.core_api.render import render
 
-FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value")
+FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value", "state")
 MAX_PER_PAGE = 1000
 
 
@@ -65,8 +66,13 @@ def _keys(
     v2 = call.v2
     if facet == "publisher":
         return [(v2["afid"], v2["affiliate_name"] or "No Publisher")]
-    if facet == "buyer":
-        return [(v2["target_id"], v2["target_name"] or "No Buyer")]
+    if facet == "buyer":  # "Alex Johnson - +14155551234", as the reference shows
+        if v2["target_id"] is None:
+            return [(None, "No Buyer")]
+        name, number = v2["target_name"], v2["dialed_number"]
+        return [(v2["target_id"], name if name.endswith(number) else f"{name} - {number}")]
+    if facet == "state":
+        return [(v2["caller_state"], v2["caller_state"] or "Unknown")]
     if facet == "campaign":
         return [(v2["cid"], v2["campaign_name"])]
     if facet == "number":
@@ -109,7 +115,8 @@ def _row(key: Any, name: str, calls: list[Call], all_duration: int) -> dict[str,
         "rescued_revenue": 0.0,
         "connected_duration": connected / n,
         "connected_duration_percent": connected / duration if duration else 0.0,
-        "in_progress_count": 0.0,
+        # Calls active right now (the buyer report's use of it, per the reference).
+        "in_progress_count": float(sum(r["status"] == "in-progress" for r in rows)),
         "profit": round(revenue - payout - cost, 2),
         "repeat_count_percent": repeat / n * 100,
         "duplicate_count_percent": 0,

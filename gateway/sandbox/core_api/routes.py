@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.sandbox.core_api import calls, reads, reports, writes
+from gateway.sandbox.core_api import caller_lists, calls, reads, reports, writes
 from gateway.sandbox.core_api.context import Handler, core_state, endpoint
 from gateway.sandbox.core_api.reads import (
     AFFILIATES,
@@ -35,11 +35,25 @@ JSON_ONLY = ("json",)
 READS: list[tuple[str, Handler, tuple[str, ...] | None]] = [
     ("/calls.{fmt}", calls.list_v1, None),
     ("/calls/{uuid}.{fmt}", calls.show_v1, None),
-    ("/api/v2/calls.{fmt}", calls.list_v2, JSON_ONLY),
-    ("/api/v2/calls/{uuid}.{fmt}", calls.show_v2, JSON_ONLY),
-    ("/affiliates.{fmt}", reads.index(AFFILIATES), None),
-    ("/affiliates/afid/{key}.{fmt}", reads.show(AFFILIATES, "afid"), None),
-    ("/affiliates/{key}.{fmt}", reads.show(AFFILIATES), None),
+    ("/api/v1/calls.{fmt}", calls.list_v1, None),
+    ("/api/v1/calls/{uuid}.{fmt}", calls.show_v1, None),
+    *(
+        route
+        for v in (2, 3, 4)
+        for route in (
+            (f"/api/v{v}/calls.{{fmt}}", calls.list_versioned(v), JSON_ONLY),
+            (f"/api/v{v}/calls/{{uuid}}.{{fmt}}", calls.show_versioned(v), JSON_ONLY),
+        )
+    ),
+    *(
+        route
+        for prefix in ("", "/api/v1")
+        for route in (
+            (f"{prefix}/affiliates.{{fmt}}", reads.index(AFFILIATES), None),
+            (f"{prefix}/affiliates/afid/{{key}}.{{fmt}}", reads.show(AFFILIATES, "afid"), None),
+            (f"{prefix}/affiliates/{{key}}.{{fmt}}", reads.show(AFFILIATES), None),
+        )
+    ),
     ("/targets.{fmt}", reads.index(TARGETS), None),
     ("/targets/tid/{key}.{fmt}", reads.show(TARGETS, "tid"), None),
     ("/targets/{key}.{fmt}", reads.show(TARGETS), None),
@@ -118,4 +132,6 @@ def routes() -> list[BaseRoute]:
         found.append(Route(path, endpoint(handler, formats or ("json", "xml")), methods=["GET"]))
     for path, method, handler in writes.WRITES:
         found.append(Route(path, endpoint(handler), methods=[method]))
+    for path, method, list_handler in caller_lists.ROUTES:
+        found.append(Route(path, caller_lists.endpoint(list_handler), methods=[method]))
     return found

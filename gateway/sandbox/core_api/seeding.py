@@ -95,15 +95,9 @@ class _Seeder:
         self.tag_ids = itertools.count(154060720)
 
     def company(self, cid: int, name: str) -> Record:
+        """Today's shape (2026-05 reference; the deprecated one had click and sale URLs)."""
         created = datetime(2012, 4, 15, 5, 44, 10, tzinfo=UTC) + timedelta(days=cid - 1)
-        return {
-            "id": cid,
-            "name": name,
-            "default_click_url": "http://callpixels.com/?a=[affiliate_id]&c=[campaign_id]&cp=js&s1=[sub_id]",
-            "default_sale_url": "http://callpixels.com/p.ashx?o=[campaign_id]&t=[call_log_id]-[caller_id]-[called_number]-[call_duration]-[call_recording_url]",
-            "created_at": iso_s(created),
-            "updated_at": iso_s(created + timedelta(days=22, hours=9, minutes=48, seconds=34)),
-        }
+        return company_record(cid, name, created, _OWNERS[(cid - 1) % len(_OWNERS)])
 
     def fill(self, company_id: int, sizes: _Sizes) -> CompanyData:
         rng = random.Random(f"retreaver-sandbox-company-{company_id}")
@@ -278,8 +272,8 @@ class _Seeder:
                 "can_resubscribe": True,
                 "company_id": company_id,
             }
-            if i < 2:
-                record["cid"] = data.campaigns[i % len(data.campaigns)]["cid"]
+            if i < 2:  # an integer: the campaign's id, as the 2026-05 reference shows it
+                record["cid"] = data.campaigns[i % len(data.campaigns)]["id"]
             data.suppressed_numbers.append(record)
         for i in range(sizes.static):
             number = f"+1866{rng.randrange(2_000_000, 9_999_999):07d}"
@@ -309,6 +303,23 @@ class _Seeder:
             )
         data.calls = seed_calls(rng, company_id, sizes.calls, sizes.first_day, data)
         return data
+
+
+_OWNERS = ("Alice Bob", "Charlie Smith", "Dana Lee")
+
+
+def company_record(cid: int, name: str, created: datetime, owner: str) -> Record:
+    return {
+        "id": cid,
+        "name": name,
+        "created_at": iso_ms(created),
+        "updated_at": iso_ms(created + timedelta(days=22, hours=9, minutes=48, seconds=34)),
+        "embedded_key": hashlib.blake2b(f"company-{cid}".encode(), digest_size=16).hexdigest(),
+        "per_number": "1.0",
+        "use_global_suppression_list": True,
+        "balance": "100.0",
+        "owner_user_name": owner,
+    }
 
 
 def seed() -> CoreData:

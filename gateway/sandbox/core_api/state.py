@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 
 from gateway.sandbox.core_api.data import CoreData
+from gateway.sandbox.core_api.postback import seed_lists
 from gateway.sandbox.core_api.seeding import seed
 
 DEFAULT_MAX_CONCURRENCY = 10
@@ -22,6 +23,7 @@ DEFAULT_MAX_CONCURRENCY = 10
 class CoreApiState:
     def __init__(self, received: deque[dict[str, Any]] | None = None) -> None:
         self.data: CoreData = seed()
+        self.caller_lists = seed_lists(self.data)
         #: every Core API request that reached the sandbox (shared with SandboxState)
         self.received: deque[dict[str, Any]] = (
             received if received is not None else deque(maxlen=10_000)
@@ -36,6 +38,7 @@ class CoreApiState:
     def reset(self) -> None:
         """Fresh seeded data and counters (``received`` is cleared separately)."""
         self.data = seed()
+        self.caller_lists = seed_lists(self.data)
         self.max_in_flight = self.in_flight
         self.rejected = 0
 

@@ -33,9 +33,12 @@ from gateway.sandbox.core_api.reads import (
     TARGETS,
     Resource,
     find,
+    present,
 )
+from gateway.sandbox.core_api.seeding import company_record
 
-_COMPANY = {"name": "str", "default_click_url": "str?", "default_sale_url": "str?"}
+# Today's company takes only a name (2026-05 reference); the rest is the account's.
+_COMPANY = {"name": "str"}
 
 
 # ---------------------------------------------------------------- generic handlers
@@ -55,7 +58,7 @@ def create(resource: Resource, build: Build) -> Handler:
         except Invalid as exc:
             return ctx.error(422, str(exc))
         resource.records(ctx).append(record)
-        return ctx.one(resource.singular, record, 201)
+        return ctx.one(resource.singular, present(ctx, resource, record), 201)
 
     handler.__name__ = f"create_{resource.singular}"
     return handler
@@ -80,7 +83,7 @@ def update(resource: Resource, apply: Apply, field: str = "id") -> Handler:
             return ctx.error(422, str(exc))
         record.update(changed)
         _touch(record)
-        return ctx.one(resource.singular, record)
+        return ctx.one(resource.singular, present(ctx, resource, record))
 
     handler.__name__ = f"update_{resource.singular}_by_{field}"
     return handler
@@ -98,6 +101,9 @@ def delete(resource: Resource, field: str = "id", guard: Guard | None = None) ->
         if problem:
             return ctx.error(422, problem)
         resource.records(ctx).remove(record)
+        if resource is TARGETS:  # a deleted target leaves its groups too
+            for group in ctx.company.target_groups:
+                group["target_ids"] = [i for i in group["target_ids"] if i != record["id"]]
         return Response(status_code=204)
 
     handler.__name__ = f"delete_{resource.singular}_by_{field}"
@@ -138,9 +144,9 @@ async def create_company(ctx: Ctx) -> Response:
         return attrs
     try:
         require(attrs, "name")
-        now = iso_s(utcnow())
-        record: Record = {"id": ctx.data.next_id(), "name": None, "default_click_url": None}
-        record.update({"default_sale_url": None, "created_at": now, "updated_at": now})
+        owner = ctx.data.companies[ctx.key.active]["owner_user_name"]
+        record = company_record(ctx.data.next_id(), "", utcnow(), owner)
+        record["updated_at"] = record["created_at"]
         assign(record, attrs, _COMPANY)
     except Invalid as exc:
         return ctx.error(422, str(exc))
@@ -195,20 +201,32 @@ async def delete_company(ctx: Ctx) -> Response:
 
 
 # ---------------------------------------------------------------- the table
+def _affiliate_writes(prefix: str) -> list[tuple[str, str, Handler]]:
+    """Affiliates' writes, unversioned and at the 2026-05 reference's ``/api/v1``."""
+    return [
+        (f"{prefix}/affiliates.{{fmt}}", "POST", create(AFFILIATES, b.build_affiliate)),
+        (
+            f"{prefix}/affiliates/afid/{{key}}.{{fmt}}",
+            "PUT",
+            update(AFFILIATES, b.apply_affiliate, "afid"),
+        ),
+        (f"{prefix}/affiliates/{{key}}.{{fmt}}", "PUT", update(AFFILIATES, b.apply_affiliate)),
+        (
+            f"{prefix}/affiliates/afid/{{key}}.{{fmt}}",
+            "DELETE",
+            delete(AFFILIATES, "afid", _numbers_of("afid", "Affiliate")),
+        ),
+        (
+            f"{prefix}/affiliates/{{key}}.{{fmt}}",
+            "DELETE",
+            delete(AFFILIATES, "id", _numbers_of("afid", "Affiliate")),
+        ),
+    ]
+
+
 WRITES: list[tuple[str, str, Handler]] = [
-    ("/affiliates.{fmt}", "POST", create(AFFILIATES, b.build_affiliate)),
-    ("/affiliates/afid/{key}.{fmt}", "PUT", update(AFFILIATES, b.apply_affiliate, "afid")),
-    ("/affiliates/{key}.{fmt}", "PUT", update(AFFILIATES, b.apply_affiliate)),
-    (
-        "/affiliates/afid/{key}.{fmt}",
-        "DELETE",
-        delete(AFFILIATES, "afid", _numbers_of("afid", "Affiliate")),
-    ),
-    (
-        "/affiliates/{key}.{fmt}",
-        "DELETE",
-        delete(AFFILIATES, "id", _numbers_of("afid", "Affiliate")),
-    ),
+    *_affiliate_writes(""),
+    *_affiliate_writes("/api/v1"),
     ("/targets.{fmt}", "POST", create(TARGETS, b.build_target)),
     ("/targets/tid/{key}.{fmt}", "PUT", update(TARGETS, b.apply_target, "tid")),
     ("/targets/{key}.{fmt}", "PUT", update(TARGETS, b.apply_target)),
