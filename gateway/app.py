@@ -1,8 +1,11 @@
 """create_app: the one composition root.
 
-Routes, middleware, exception rendering and the lifespan that builds every pooled
-resource (HTTP clients, shield store, metrics) live here and only here; handlers receive
-them through the lifespan state (``request.state.res``).
+Everything expensive is built here, once, from plain values of the settings: the RTB
+client and its breaker, the shield, the guard, the Core API client with its cache and
+lookups, the metrics. Each endpoint receives exactly what it needs through its
+constructor (as prebid-server's ``router.go`` builds the exchange and the endpoints), so
+no handler reaches into a bag of resources. The lifespan only starts what needs an event
+loop and closes everything (an ``AsyncExitStack``, in reverse order of starting).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,149 +24,168 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
 from gateway.config import Settings
-from gateway.core_api.endpoints import core_api_routes
-from gateway.core_api.lookups import start_lookups
-from gateway.errors import GatewayError, error_response
-from gateway.health import DrainState, healthz, readyz
+from gateway.core_api.cache import LookupCache, MemoryLookupCache, RedisLookupCache
+from gateway.core_api.endpoints import CoreApiEndpoints
+from gateway.core_api.lookups import Lookups, per_process_concurrency
+from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
+from gateway.health import DrainState, Health
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.openapi import openapi_endpoint
+from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
-from gateway.protect.guard import Guard, build_guard
+from gateway.protect.guard import Guard
+from gateway.protect.ratelimit import RateLimiter
 from gateway.protect.shedding import ProtectMiddleware
-from gateway.redis import RedisSeam
-from gateway.rtb.data_writing import data_writing
-from gateway.rtb.endpoints import RtbFastLane, confirm_reservation, create_reservation
+from gateway.redis import Breaker, RedisSeam
+from gateway.rtb.data_writing import DataWriting
+from gateway.rtb.endpoints import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.shield.base import Shield
-from gateway.shield.build import build_seam, build_shield
-from gateway.state import Resources
-from gateway.status import stats_endpoint, status_endpoint
+from gateway.shield.memory import MemoryShieldStore
+from gateway.shield.service import StoreShield
+from gateway.specs import parse_limits, read_keys_file, split_keys
+from gateway.status import StatsEndpoint, status_endpoint
+from gateway.upstream.core_api import CoreApiClient
 from gateway.upstream.rtb import RtbClient
 
 log = logging.getLogger("gateway")
 
 ShieldFactory = Callable[[Settings, Metrics], Shield]
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    res: Resources = request.state.res
-    return Response(res.metrics.render(), media_type=CONTENT_TYPE)
-
-
-def rtb_routes() -> list[BaseRoute]:
-    return [
-        Route("/rtbs.json", create_reservation, methods=["POST"]),
-        Route("/rtbs/{uuid}.json", confirm_reservation, methods=["PUT", "PATCH"]),
-        Route("/data_writing", data_writing, methods=["POST"]),
-        Route("/data_writing/{key}", data_writing, methods=["GET"]),
-    ]
-
-
-def ops_routes() -> list[BaseRoute]:
-    return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/stats", stats_endpoint, methods=["GET"]),
-        Route("/status", status_endpoint, methods=["GET"]),
-        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-    ]
+USER_AGENT = f"rtb-gateway/{__version__}"
+# The lookup cache shares Redis with the shield but is not on the ping path: a little
+# more patience than the shield's tens of milliseconds.
+LOOKUP_REDIS_TIMEOUT_FLOOR_S = 0.1
 
 
 def create_app(
     settings: Settings,
     *,
     drain: DrainState | None = None,
+    metrics: Metrics | None = None,
     shield_factory: ShieldFactory | None = None,
-    metrics_dir: str | None = None,
 ) -> Starlette:
-    """Build the gateway. ``drain`` is shared with the server's SIGTERM handler;
-    ``metrics_dir`` is the multiprocess metrics directory when running several workers."""
-    metrics = Metrics(multiprocess_dir=metrics_dir)
-    drain = drain or DrainState()
-    make_shield = shield_factory
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        breaker = CircuitBreaker(
+    """Build the gateway. ``drain`` is shared with the server's SIGTERM handler and
+    ``metrics`` with its connection limits (in multiprocess mode, built by the server)."""
+    metrics = metrics if metrics is not None else Metrics()
+    drain = drain if drain is not None else DrainState()
+    rtb = RtbClient(
+        settings.rtb_upstream_url,
+        max_connections=settings.rtb_max_connections,
+        observe=metrics.observe_upstream("rtb"),
+        user_agent=USER_AGENT,
+        max_answer_bytes=settings.rtb_max_answer_bytes,
+        data_writing_url=settings.data_writing_url,
+        observe_data_writing=metrics.observe_upstream("data_writing"),
+        breaker=CircuitBreaker(
             "rtb",
             failures=settings.breaker_failures,
             open_s=settings.breaker_open_s,
             max_in_flight=settings.rtb_max_connections,
             on_refusal=metrics.protect_refusal,
             on_state=metrics.breaker_state("rtb"),
-        )
-        rtb = RtbClient(
-            settings.rtb_upstream_url,
-            max_connections=settings.rtb_max_connections,
-            observe=metrics.observe_upstream("rtb"),
-            user_agent=f"rtb-gateway/{__version__}",
-            breaker=breaker,
-            max_answer_bytes=settings.rtb_max_answer_bytes,
-            data_writing_url=settings.data_writing_url,
-            observe_data_writing=metrics.observe_upstream("data_writing"),
-        )
-        # The one Redis seam of this process: shield, rate limits and lookup cache share
-        # its pool, its ping-path client and its skip-after-failures breaker.
-        seam = build_seam(settings)
-        guard = _guard(settings, metrics, seam)
-        shield = (
-            make_shield(settings, metrics)
-            if make_shield is not None
-            else build_shield(settings, metrics, seam)
-        )
-        await rtb.start()
-        if seam is not None:
-            await seam.start()
-        await shield.start()
-        lookups = await start_lookups(settings, metrics, seam)
-        metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
-        metrics.track_upstream_pool("core_api", lambda: lookups.client.in_flight)
-        await metrics.start()
-        res = Resources(
-            settings=settings,
-            metrics=metrics,
-            drain=drain,
-            rtb=rtb,
-            shield=shield,
-            lookups=lookups,
-            guard=guard,
-        )
-        app.state.res = res
-        # Everything built so far lives as long as the process: move it out of the cycle
-        # collector's way so full collections (pauses on the ping path) stay short.
-        gc.freeze()
-        drain.ready = True
-        log.info("started", extra={"version": __version__})
-        try:
-            yield {"res": res}
-        finally:
-            drain.ready = False
-            await shield.close()
-            await lookups.close()
-            await rtb.close()
-            if seam is not None:
-                await seam.close()
-            await metrics.close()
-            log.info("stopped")
+        ),
+    )
+    # The one Redis seam of this process: shield, rate limits and lookup cache share its
+    # pool, its ping-path script client and its skip-after-failures breaker.
+    seam = build_seam(settings)
+    shield = (
+        shield_factory(settings, metrics)
+        if shield_factory is not None
+        else build_shield(settings, metrics, seam)
+    )
+    guard = build_guard(settings, seam if _limits_set(settings) else None, metrics)
+    core_api = CoreApiClient(
+        settings.core_api_url,
+        settings.core_api_v2_url,
+        max_concurrency=per_process_concurrency(settings),
+        timeout_s=settings.core_api_timeout_ms / 1000,
+        max_retry_wait_s=settings.core_api_max_retry_wait_s,
+        max_quiet_s=settings.core_api_max_quiet_s,
+        max_answer_bytes=settings.core_api_max_answer_bytes,
+        observe=metrics.observe_upstream("core_api"),
+        user_agent=USER_AGENT,
+    )
+    lookups = Lookups(
+        core_api,
+        _lookup_cache(settings, metrics, seam),
+        ttl_s=settings.lookup_cache_ttl_s,
+        metrics=metrics,
+    )
+    metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
+    metrics.track_upstream_pool("core_api", lambda: core_api.in_flight)
 
+    rtb_parts: dict[str, Any] = dict(
+        rtb=rtb,
+        shield=shield,
+        guard=guard,
+        timeout_s=settings.rtb_timeout_s,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    create = CreateReservation(**rtb_parts, caller_required=settings.rtb_caller_number_required)
+    confirm = ConfirmReservation(**rtb_parts)
+    data_writing = DataWriting(
+        rtb=rtb,
+        guard=guard,
+        timeout_s=settings.rtb_timeout_s,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    core_endpoints = CoreApiEndpoints(
+        lookups,
+        core_api,
+        allow_writes=settings.core_api_allow_writes,
+        max_body_bytes=settings.max_body_bytes,
+        trust_forwarded=settings.trust_forwarded_headers,
+    )
+    health = Health(drain)
+    reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
-    routes = [*rtb_routes(), *ops_routes(), *core_api_routes()]
+    routes: list[BaseRoute] = [
+        reserve_route,
+        Route("/rtbs/{uuid}.json", confirm.handle, methods=["PUT", "PATCH"]),
+        Route("/data_writing", data_writing.handle, methods=["POST"]),
+        Route("/data_writing/{key}", data_writing.handle, methods=["GET"]),
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]),
+        Route("/stats", StatsEndpoint(metrics, settings, drain).handle, methods=["GET"]),
+        Route("/status", status_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        *core_endpoints.routes(),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(metrics.close)
+            if seam is not None:  # closed last: the shield and the cache use it to the end
+                await seam.start()
+                stack.push_async_callback(seam.close)
+            await rtb.start()
+            stack.push_async_callback(rtb.close)
+            await core_api.start()
+            stack.push_async_callback(lookups.close)  # the cache, then the client
+            await shield.start()
+            stack.push_async_callback(shield.close)
+            await metrics.start()
+            # Everything built so far lives as long as the process: move it out of the
+            # cycle collector's way so full collections (pauses on pings) stay short.
+            gc.freeze()
+            drain.ready = True
+            log.info("started", extra={"version": __version__})
+            try:
+                yield
+            finally:
+                drain.ready = False
+        log.info("stopped")
+
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={
-            GatewayError: _gateway_error,
-            HTTPException: _http_error,
-            Exception: _unexpected_error,
-        },
+        exception_handlers={GatewayError: _gateway_error, HTTPException: _http_error},
     )
     # A gateway answers 404, never a redirect built from the client's Host header.
     app.router.redirect_slashes = False
-    app.state.drain = drain
-    app.state.metrics = metrics
     # Innermost: pings skip the router and exception layers (the hot path).
-    reserve_route = next(r for r in routes if isinstance(r, Route) and r.path == "/rtbs.json")
     app.add_middleware(RtbFastLane, route=reserve_route)
     # Inner to RequestMiddleware, so requests it sheds are still counted and logged.
     app.add_middleware(
@@ -176,16 +198,94 @@ def create_app(
     return app
 
 
-def _guard(settings: Settings, metrics: Metrics, seam: RedisSeam | None) -> Guard:
-    """The allow-list and rate limits; limits are kept in Redis (over the process's seam)
-    when it is there, so they hold across replicas."""
-    limits = settings.rate_limit_per_publisher.strip() or settings.rate_limit_per_key.strip()
-    return build_guard(
-        settings,
-        redis=seam if limits else None,
-        on_refusal=metrics.protect_refusal,
+# -- small factories, each from plain values of the settings --------------------------------
+
+
+def seam_breaker(settings: Settings) -> Breaker:
+    """The one skip-Redis-after-failures breaker of a process."""
+    return Breaker(settings.shield_bypass_after, settings.shield_bypass_ms / 1000)
+
+
+def build_seam(settings: Settings) -> RedisSeam | None:
+    """The process's one Redis seam, or ``None`` without ``GATEWAY_REDIS_URL``."""
+    if settings.redis_url is None:
+        return None
+    return RedisSeam(
+        settings.redis_url.reveal(),
+        timeout_s=settings.redis_timeout_s,
+        max_connections=settings.redis_max_connections,
+        breaker=seam_breaker(settings),
+    )
+
+
+def build_shield(settings: Settings, metrics: Metrics, seam: RedisSeam | None = None) -> Shield:
+    """No Redis seam: the in-process store (one replica; with ``--workers N`` each worker
+    shields on its own). With it: the Redis store every replica shares, with a near-cache
+    in front (``GATEWAY_SHIELD_NEAR_CACHE_SIZE``, 0 turns it off). The seam's breaker is
+    the shield's: a failing Redis is skipped by shield, rate limits and lookup cache
+    together."""
+    if seam is None:
+        store: Any = MemoryShieldStore(settings.shield_memory_max_entries)
+    else:
+        from gateway.shield.redis import RedisShieldStore
+
+        store = RedisShieldStore(seam, observe=metrics.observe_redis)
+    return StoreShield(
+        store,
+        scope=settings.shield_scope,
+        max_ttl_s=settings.shield_max_ttl_s,
+        lease_ms=settings.shield_lease_ms,
+        near_cache_size=settings.shield_near_cache_size,
+        breaker=seam.breaker if seam is not None else seam_breaker(settings),
+        metrics=metrics,
+    )
+
+
+def build_guard(settings: Settings, redis: RedisSeam | None, metrics: Metrics) -> Guard:
+    """The allow-list and rate limits; ``redis`` (the process's seam) makes the limits
+    hold across replicas."""
+    allow_list = None
+    if settings.rtb_allowed_keys or settings.rtb_allowed_keys_file:
+        keys: list[str] = []
+        if settings.rtb_allowed_keys:
+            keys += split_keys(settings.rtb_allowed_keys.reveal())
+        if settings.rtb_allowed_keys_file:
+            keys += read_keys_file(settings.rtb_allowed_keys_file)
+        allow_list = KeyAllowList(keys)
+    limiter = RateLimiter(
+        parse_limits(settings.rate_limit_per_publisher),
+        parse_limits(settings.rate_limit_per_key, overrides_allowed=False),
+        redis=redis,
         on_fallback=metrics.rate_limit_fallbacks.inc,
     )
+    return Guard(allow_list=allow_list, limiter=limiter, on_refusal=metrics.protect_refusal)
+
+
+def _limits_set(settings: Settings) -> bool:
+    return bool(settings.rate_limit_per_publisher.strip() or settings.rate_limit_per_key.strip())
+
+
+def _lookup_cache(
+    settings: Settings, metrics: Metrics, seam: RedisSeam | None
+) -> LookupCache | None:
+    if settings.lookup_cache_ttl_s <= 0:
+        return None
+    if seam is not None:
+        timeout_s = max(settings.redis_timeout_s, LOOKUP_REDIS_TIMEOUT_FLOOR_S)
+        return RedisLookupCache(seam, timeout_s=timeout_s, owns_seam=False)
+    memory = MemoryLookupCache(settings.lookup_cache_max_bytes)
+    metrics.track(metrics.lookup_cache_bytes, lambda: memory.used)
+    return memory
+
+
+def _metrics_endpoint(metrics: Metrics) -> Callable[[Request], Any]:
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return metrics_endpoint
+
+
+# -- Starlette's error answers, in the gateway's JSON shape ------------------------------------
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -193,20 +293,17 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-_HTTP_ERRORS = {404: "not_found", 405: "method_not_allowed"}
-
-
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own HTTP errors (no route, wrong method) in the gateway's JSON shape.
+
+    Unexpected exceptions are not handled here: RequestMiddleware is the one 500 path
+    (it logs once, with the request id)."""
     assert isinstance(exc, HTTPException)
-    code = _HTTP_ERRORS.get(exc.status_code, "http_error")
-    message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    if exc.status_code == 405:
-        message = f"{request.method} is not allowed here"
-    return error_response(exc.status_code, code, message, headers=exc.headers)
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.error(
-        "unhandled error", exc_info=exc, extra={"request_id": request.scope.get("request_id")}
-    )
-    return error_response(500, "internal_error", "the gateway failed; see its logs")
+    error: GatewayError
+    if exc.status_code == 404:
+        error = NotFound(headers=exc.headers)
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed here", headers=exc.headers)
+    else:
+        error = HttpError(exc.status_code, str(exc.detail), headers=exc.headers)
+    return error.response()

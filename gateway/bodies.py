@@ -10,11 +10,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import Receive
 
-from gateway.errors import GatewayError
+from gateway.errors import BadRequest, ClientDisconnected, PayloadTooLarge
 
 
-def too_large(limit: int) -> GatewayError:
-    return GatewayError(413, "payload_too_large", f"the body is larger than {limit} bytes")
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body is larger than {limit} bytes")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -25,7 +25,7 @@ async def receive_body(receive: Receive, limit: int, declared: str | None) -> by
     """The whole body from the ASGI ``receive`` channel, refused past ``limit`` bytes."""
     if declared is not None:
         if not declared.isdigit():
-            raise GatewayError(400, "bad_request", "Content-Length is not a number")
+            raise BadRequest("Content-Length is not a number")
         if int(declared) > limit:
             raise too_large(limit)
     chunks: list[bytes] = []
@@ -33,7 +33,7 @@ async def receive_body(receive: Receive, limit: int, declared: str | None) -> by
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise GatewayError(400, "client_disconnected", "the client went away")
+            raise ClientDisconnected()
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)

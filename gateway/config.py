@@ -17,6 +17,8 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import msgspec
 
+from gateway.specs import parse_limits, read_keys_file, split_keys
+
 PREFIX = "GATEWAY_"
 
 DEFAULT_RTB_UPSTREAM_URL = "https://rtb.retreaver.com"
@@ -211,9 +213,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
 
     def _validate_protections(self) -> None:
-        from gateway.protect.allowlist import read_keys_file, split_keys
-        from gateway.protect.ratelimit import parse_limits
-
         for var, spec, overrides in (
             ("GATEWAY_RATE_LIMIT_PER_PUBLISHER", self.rate_limit_per_publisher, True),
             ("GATEWAY_RATE_LIMIT_PER_KEY", self.rate_limit_per_key, False),

@@ -10,9 +10,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.errors import Draining, NotReady
+
 _OK = b'{"status":"ok"}'
-_DRAINING = b'{"error":"draining","message":"the gateway is shutting down"}'
-_STARTING = b'{"error":"not_ready","message":"the gateway is starting"}'
 
 
 class DrainState:
@@ -26,14 +26,18 @@ class DrainState:
         self.draining = True
 
 
-async def healthz(request: Request) -> Response:
-    return Response(_OK, media_type="application/json")
+class Health:
+    """``/healthz`` (the process answers) and ``/readyz`` (it wants traffic)."""
 
+    def __init__(self, drain: DrainState) -> None:
+        self.drain = drain
 
-async def readyz(request: Request) -> Response:
-    state: DrainState = request.app.state.drain
-    if state.draining:
-        return Response(_DRAINING, status_code=503, media_type="application/json")
-    if not state.ready:
-        return Response(_STARTING, status_code=503, media_type="application/json")
-    return Response(_OK, media_type="application/json")
+    async def healthz(self, request: Request) -> Response:
+        return Response(_OK, media_type="application/json")
+
+    async def readyz(self, request: Request) -> Response:
+        if self.drain.draining:
+            return Draining().response()
+        if not self.drain.ready:
+            return NotReady("the gateway is starting").response()
+        return Response(_OK, media_type="application/json")

@@ -44,6 +44,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.values import MutexValue
 
 from gateway import __version__, stats_share
+from gateway.results import RESULTS
 from gateway.stats import RollingStats, current_request
 
 log = logging.getLogger("gateway")
@@ -73,11 +74,6 @@ LATENCY_BUCKETS = (
     10.0,
 )
 
-SHIELD_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
-UPSTREAMS = ("rtb", "core_api", "data_writing")
-UPSTREAM_OUTCOMES = ("ok", "5xx", "timeout", "error", "throttled", "too_large")
-LOOKUP_CACHE_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
-REDIS_OUTCOMES = ("ok", "timeout", "error")
 # Why gateway/protect/ refused a request before it reached a handler or the upstream.
 PROTECT_REASONS = (
     "forbidden_key",
@@ -211,7 +207,7 @@ class Metrics:
             ("result",),
             registry=r,
         )
-        for result in SHIELD_RESULTS:
+        for result in RESULTS:
             unlock(self.shield_lookups.labels(result))
         self.shield_store_entries = Gauge(
             "gateway_shield_store_entries",
@@ -232,7 +228,7 @@ class Metrics:
             ("result",),
             registry=r,
         )
-        for result in LOOKUP_CACHE_RESULTS:
+        for result in RESULTS:
             unlock(self.lookup_cache.labels(result))
         self.lookup_cache_bytes = Gauge(
             "gateway_lookup_cache_bytes",

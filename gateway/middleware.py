@@ -25,7 +25,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import JSON, GatewayError
+from gateway.errors import InternalError, prerender, send_error
 from gateway.metrics import Metrics
 from gateway.stats import RequestContext, current_request
 
@@ -37,11 +37,7 @@ UNMATCHED = "unmatched"
 access_log = logging.getLogger("gateway.access")
 log = logging.getLogger("gateway")
 
-_INTERNAL_ERROR = GatewayError(500, "internal_error", "the gateway failed; see its logs").body()
-_ERROR_HEADERS = [
-    (b"content-type", JSON.encode()),
-    (b"content-length", str(len(_INTERNAL_ERROR)).encode()),
-]
+_INTERNAL_ERROR = prerender(InternalError)
 
 
 def route_templates(routes: Iterable[BaseRoute], prefix: str = "") -> dict[int, str]:
@@ -118,14 +114,7 @@ class RequestMiddleware:
             if status:  # the answer had started: all we can do is drop the connection
                 raise
             status = 500
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [*_ERROR_HEADERS, (b"x-request-id", request_id_bytes)],
-                }
-            )
-            await send({"type": "http.response.body", "body": _INTERNAL_ERROR})
+            await send_error(send, _INTERNAL_ERROR, ((b"x-request-id", request_id_bytes),))
         finally:
             self._in_flight.dec()
             current_request.reset(token)

@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
+from gateway.core_api.routes import CHECK_ROUTES, PARAMS, READ_ROUTES, WRITE_ROUTES
+from gateway.shield.base import X_SHIELD
 
 _REF_ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -155,7 +157,7 @@ def _rtb_paths() -> dict[str, Any]:
                     "X-Shield": {
                         "schema": {
                             "type": "string",
-                            "enum": ["hit", "miss", "coalesced", "bypass", "none"],
+                            "enum": list(dict.fromkeys(X_SHIELD.values())),
                         }
                     },
                 },
@@ -401,22 +403,7 @@ def _core_paths(
     return paths
 
 
-def _core_table() -> tuple[Iterable[Any], Iterable[Any], dict[str, re.Pattern[str]], Any]:
-    """The Core API allow-list, if this build has one (the hook for the lookups)."""
-    try:
-        from gateway.core_api import routes
-    except ImportError:
-        return (), (), {}, ()
-    return (
-        getattr(routes, "READ_ROUTES", ()),
-        getattr(routes, "WRITE_ROUTES", ()),
-        getattr(routes, "PARAMS", {}),
-        getattr(routes, "CHECK_ROUTES", ()),
-    )
-
-
 def build_spec() -> dict[str, Any]:
-    reads, writes, params, checks = _core_table()
     return {
         "openapi": "3.0.3",
         "info": {
@@ -424,7 +411,11 @@ def build_spec() -> dict[str, Any]:
             "version": __version__,
             "description": "A front door for Retreaver RTB pings and Core API lookups.",
         },
-        "paths": {**_rtb_paths(), **_ops_paths(), **_core_paths(reads, writes, params, checks)},
+        "paths": {
+            **_rtb_paths(),
+            **_ops_paths(),
+            **_core_paths(READ_ROUTES, WRITE_ROUTES, PARAMS, CHECK_ROUTES),
+        },
         "components": {
             "schemas": {
                 "Error": ERROR,

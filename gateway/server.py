@@ -35,6 +35,7 @@ from uvicorn.supervisors.multiprocess import Process as multiprocess_Process
 from gateway import banner
 from gateway.config import Secret, Settings
 from gateway.health import DrainState
+from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway")
 
@@ -89,13 +90,13 @@ def worker_app() -> Starlette:
     configure(settings.log_format, settings.log_level)
     # Set by serve() in the supervisor before the workers were spawned, so this worker's
     # prometheus_client was imported in multiprocess mode.
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    app = create_app(settings, drain=_process_drain, metrics_dir=metrics_dir)
-    _guard_connections(settings, app)  # this worker's protocol limits (class attributes)
+    metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    app = create_app(settings, drain=_process_drain, metrics=metrics)
+    _guard_connections(settings, metrics)  # this worker's protocol limits (class attributes)
     return app
 
 
-def _guard_connections(settings: Settings, app: Starlette | None = None) -> type:
+def _guard_connections(settings: Settings, metrics: Metrics | None = None) -> type:
     """Limits of the HTTP protocol (gateway/protect/connection.py); the class for uvicorn."""
     from gateway.protect.connection import configure as configure_connections
 
@@ -103,7 +104,7 @@ def _guard_connections(settings: Settings, app: Starlette | None = None) -> type
         max_head_bytes=settings.max_header_bytes,
         request_timeout_s=settings.client_timeout_s,
         max_connections=settings.max_connections,
-        on_refusal=app.state.metrics.protect_refusal if app is not None else None,
+        on_refusal=metrics.protect_refusal if metrics is not None else None,
     )
 
 
@@ -172,8 +173,9 @@ def serve(settings: Settings) -> int:
     )
     DrainingServer.drain_delay_s = settings.drain_delay_s
     if settings.workers == 1:
-        app = create_app(settings, drain=_process_drain)
-        _guard_connections(settings, app)
+        metrics = Metrics()
+        app = create_app(settings, drain=_process_drain, metrics=metrics)
+        _guard_connections(settings, metrics)
         server = DrainingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
         server.announce = functools.partial(banner.announce, settings)
         server.run()

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
+from gateway.results import COALESCED, HIT, RESULTS
+
 WINDOWS_S = (10, 60)
 RING_S = 60
 
@@ -31,8 +33,7 @@ RING_S = 60
 EDGES: tuple[float, ...] = tuple(0.0001 * 2 ** (i / 4) for i in range(78))
 _N = len(EDGES) + 1
 
-SHIELD_RESULTS = ("hit", "miss", "coalesced", "error", "bypass")
-_SHIELD_INDEX = {name: i for i, name in enumerate(SHIELD_RESULTS)}
+_SHIELD_INDEX = {name: i for i, name in enumerate(RESULTS)}
 
 
 class RequestContext:
@@ -79,7 +80,7 @@ class _Slot:
         self.client_errors = 0
         self.max = 0.0
         self.hist = [0] * _N
-        self.shield = [0] * len(SHIELD_RESULTS)
+        self.shield = [0] * len(RESULTS)
         self.up_count = 0
         self.up_errors = 0
         self.up_max = 0.0
@@ -134,8 +135,8 @@ class _Slot:
         slot.max = float(wire[4])
         for i, n in wire[5]:
             slot.hist[i] = int(n)
-        slot.shield = [int(n) for n in wire[6]][: len(SHIELD_RESULTS)]
-        slot.shield += [0] * (len(SHIELD_RESULTS) - len(slot.shield))
+        slot.shield = [int(n) for n in wire[6]][: len(RESULTS)]
+        slot.shield += [0] * (len(RESULTS) - len(slot.shield))
         slot.up_count, slot.up_errors, slot.up_max = int(wire[7]), int(wire[8]), float(wire[9])
         for i, n in wire[10]:
             slot.up_hist[i] = int(n)
@@ -287,7 +288,7 @@ def _summarise(slots: Iterable[_Slot], span: float) -> dict[str, Any] | None:
     if not count:
         return None
     lookups = sum(shield)
-    served = shield[_SHIELD_INDEX["hit"]] + shield[_SHIELD_INDEX["coalesced"]]
+    served = shield[_SHIELD_INDEX[HIT]] + shield[_SHIELD_INDEX[COALESCED]]
     up_count, up_peak = total.up_count, total.up_max
     return {
         "requests": count,
@@ -308,7 +309,7 @@ def _summarise(slots: Iterable[_Slot], span: float) -> dict[str, Any] | None:
         "shield": {
             "lookups": lookups,
             "hit_ratio": round(served / lookups, 6) if lookups else None,
-            **{name: shield[i] for i, name in enumerate(SHIELD_RESULTS)},
+            **{name: shield[i] for i, name in enumerate(RESULTS)},
         },
         "upstream": {
             "requests": up_count,

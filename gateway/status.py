@@ -27,7 +27,9 @@ from starlette.responses import Response
 from gateway import __version__
 from gateway.banner import store_description
 from gateway.config import Settings, mask_url
+from gateway.health import DrainState
 from gateway.metrics import Metrics
+from gateway.results import COALESCED, HIT
 
 _encoder = msgspec.json.Encoder()
 
@@ -48,11 +50,17 @@ ALERT_MIN_REQUESTS = 5
 ALERT_ERROR_RATIO = 0.05
 
 
-async def stats_endpoint(request: Request) -> Response:
+class StatsEndpoint:
     """``GET /stats``: rolling statistics and current state, for every worker together."""
-    res = request.state.res
-    body = replica_stats(res.metrics, res.settings, draining=res.drain.draining)
-    return Response(_encoder.encode(body), media_type="application/json")
+
+    def __init__(self, metrics: Metrics, settings: Settings, drain: DrainState) -> None:
+        self.metrics = metrics
+        self.settings = settings
+        self.drain = drain
+
+    async def handle(self, request: Request) -> Response:
+        body = replica_stats(self.metrics, self.settings, draining=self.drain.draining)
+        return Response(_encoder.encode(body), media_type="application/json")
 
 
 async def status_endpoint(request: Request) -> Response:
@@ -195,4 +203,4 @@ def _hit_ratio(totals: Mapping[str, int]) -> float | None:
     lookups = sum(totals.values())
     if not lookups:
         return None
-    return round((totals.get("hit", 0) + totals.get("coalesced", 0)) / lookups, 6)
+    return round((totals.get(HIT, 0) + totals.get(COALESCED, 0)) / lookups, 6)

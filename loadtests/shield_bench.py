@@ -44,7 +44,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.rtb.ping import Ping  # noqa: E402
+from gateway.publisher import Ping  # noqa: E402
 from gateway.shield.memory import MemoryShieldStore  # noqa: E402
 from gateway.shield.redis import RedisShieldStore  # noqa: E402
 from gateway.shield.service import StoreShield  # noqa: E402

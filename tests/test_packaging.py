@@ -192,7 +192,7 @@ def test_wheel_holds_the_package_and_the_console_script(wheel: Path) -> None:
     assert "gateway/__main__.py" in names
     assert "gateway/config.py" in names
     assert not [n for n in names if n.startswith("tests/")]
-    assert re.search(r"^gateway\s*=\s*gateway\.__main__:main\s*$", scripts, re.MULTILINE), scripts
+    assert re.search(r"^gateway\s*=\s*gateway\.cli\.main:main\s*$", scripts, re.MULTILINE), scripts
 
 
 def test_entrypoint_help(venv_bin: Path, outside: Path) -> None:

@@ -33,10 +33,10 @@ from typing import Any, Protocol
 
 import msgspec
 
-from gateway.core_api.credentials import credentials_digest
-from gateway.core_api.routes import Upstream
 from gateway.redis import Breaker, RedisSeam, RedisUnavailable
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.core_api import Upstream
+from gateway.upstream.credentials import credentials_digest
 
 KEY_PREFIX = "gw:lookup:"
 GENERATION_PREFIX = "gw:lookup-gen:"

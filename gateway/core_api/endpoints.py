@@ -25,8 +25,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.bodies import read_body
-from gateway.core_api.credentials import authorization_of
 from gateway.core_api.links import client_origin, rewrite_link
+from gateway.core_api.lookups import Lookups
 from gateway.core_api.reports import validate_report_query
 from gateway.core_api.routes import (
     CHECK_ROUTES,
@@ -36,17 +36,14 @@ from gateway.core_api.routes import (
     raw_path_is_plain,
     upstream_path,
 )
-from gateway.errors import GatewayError
-from gateway.state import Resources
+from gateway.errors import GatewayError, InvalidQuery, MethodNotAllowed, NotFound, UriTooLong
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.core_api import CoreApiClient
+from gateway.upstream.credentials import authorization_of
 
 MAX_QUERY_BYTES = 8192
 # Printable ASCII without space or "#": what a well-formed request target carries.
 _QUERY_OK = re.compile(rb"[\x21-\x22\x24-\x7e]*")
-
-
-def _not_found() -> GatewayError:
-    return GatewayError(404, "not_found", "no such route")
 
 
 def _checked(request: Request, route: CoreRoute, fmt: str) -> tuple[str, bytes]:
@@ -54,121 +51,122 @@ def _checked(request: Request, route: CoreRoute, fmt: str) -> tuple[str, bytes]:
     scope = request.scope
     raw_path = scope.get("raw_path") or scope["path"].encode()
     if not raw_path_is_plain(raw_path):
-        raise _not_found()
+        raise NotFound()
     path = upstream_path(route, fmt, request.path_params)
     if path is None:
-        raise _not_found()
+        raise NotFound()
     query: bytes = scope["query_string"]
     if len(query) > MAX_QUERY_BYTES:
-        raise GatewayError(414, "uri_too_long", f"the query string is over {MAX_QUERY_BYTES} bytes")
+        raise UriTooLong(f"the query string is over {MAX_QUERY_BYTES} bytes")
     if not _QUERY_OK.fullmatch(query):
-        raise GatewayError(400, "invalid_request", "the query string must be percent-encoded ASCII")
+        raise InvalidQuery("the query string must be percent-encoded ASCII")
     return path, query
 
 
-def _respond(
-    request: Request, res: Resources, answer: UpstreamAnswer, cache: str | None
-) -> Response:
-    headers: dict[str, str] = {}
-    if answer.content_type:
-        headers["content-type"] = answer.content_type
-    for name, value in answer.headers:
-        if name == "Link":
-            origin = client_origin(
-                request.scope, trust_forwarded=res.settings.trust_forwarded_headers
-            )
-            value = rewrite_link(value, origin)
-        headers[name.lower()] = value
-    if cache is not None:
-        headers["x-cache"] = cache
-    return Response(answer.body, status_code=answer.status, headers=headers)
+class CoreApiEndpoints:
+    """The mirror's handlers, bound to the lookups and the Core API client they use."""
 
+    def __init__(
+        self,
+        lookups: Lookups,
+        client: CoreApiClient,
+        *,
+        allow_writes: bool,
+        max_body_bytes: int,
+        trust_forwarded: bool,
+    ) -> None:
+        self.lookups = lookups
+        self.client = client
+        self.allow_writes = allow_writes
+        self.max_body_bytes = max_body_bytes
+        self.trust_forwarded = trust_forwarded
 
-async def lookup(request: Request, *, route: CoreRoute, fmt: str) -> Response:
-    """GET (and HEAD) on an allow-listed read route: cached, coalesced, polite."""
-    res: Resources = request.state.res
-    path, query = _checked(request, route, fmt)
-    if route.validate_reports:
-        validate_report_query(query)
-    assert res.lookups is not None
-    authorization = authorization_of(request.scope) if route.auth else None
-    answer, result = await res.lookups.get(
-        route.upstream, path, query, group=route.group, authorization=authorization
-    )
-    return _respond(request, res, answer, result)
-
-
-async def check(request: Request, *, route: CoreRoute, fmt: str) -> Response:
-    """A POST that only reads (``caller_list_checks``): forwarded once whatever the
-    writes flag says; never cached, never retried, clears nothing."""
-    res: Resources = request.state.res
-    path, query = _checked(request, route, fmt)
-    body = await read_body(request, res.settings.max_body_bytes)
-    assert res.lookups is not None
-    answer = await res.lookups.client.send(
-        "POST",
-        route.upstream,
-        path,
-        query,
-        body,
-        request.headers.get("content-type"),
-        authorization=authorization_of(request.scope) if route.auth else None,
-    )
-    return _respond(request, res, answer, None)
-
-
-async def write(request: Request, *, route: CoreRoute, fmt: str, allow: str) -> Response:
-    """A write route of the reference: 405 unless writes are on; then forwarded once."""
-    res: Resources = request.state.res
-    path, query = _checked(request, route, fmt)
-    if not res.settings.core_api_allow_writes:
-        raise GatewayError(
-            405,
-            "method_not_allowed",
-            f"{request.method} to the Core API is turned off on this gateway "
-            "(GATEWAY_CORE_API_ALLOW_WRITES)",
-            headers={"Allow": allow},
+    async def lookup(self, request: Request, *, route: CoreRoute, fmt: str) -> Response:
+        """GET (and HEAD) on an allow-listed read route: cached, coalesced, polite."""
+        path, query = _checked(request, route, fmt)
+        if route.validate_reports:
+            validate_report_query(query)
+        authorization = authorization_of(request.scope) if route.auth else None
+        answer, result = await self.lookups.get(
+            route.upstream, path, query, group=route.group, authorization=authorization
         )
-    body = await read_body(request, res.settings.max_body_bytes)
-    lookups = res.lookups
-    assert lookups is not None
-    authorization = authorization_of(request.scope) if route.auth else None
-    try:
-        answer = await lookups.client.send(
-            request.method,
+        return self._respond(request, answer, result)
+
+    async def write(self, request: Request, *, route: CoreRoute, fmt: str, allow: str) -> Response:
+        """A write route of the reference: 405 unless writes are on; then forwarded once."""
+        path, query = _checked(request, route, fmt)
+        if not self.allow_writes:
+            raise MethodNotAllowed(
+                f"{request.method} to the Core API is turned off on this gateway "
+                "(GATEWAY_CORE_API_ALLOW_WRITES)",
+                headers={"Allow": allow},
+            )
+        body = await read_body(request, self.max_body_bytes)
+        authorization = authorization_of(request.scope) if route.auth else None
+        try:
+            answer = await self.client.send(
+                request.method,
+                route.upstream,
+                path,
+                query,
+                body,
+                request.headers.get("content-type"),
+                authorization=authorization,
+            )
+        except GatewayError:
+            await self.lookups.invalidate(route.group)  # it may have landed
+            raise
+        if not 400 <= answer.status < 500:
+            await self.lookups.invalidate(route.group)
+        return self._respond(request, answer, None)
+
+    async def check(self, request: Request, *, route: CoreRoute, fmt: str) -> Response:
+        """A POST that only reads (``caller_list_checks``): forwarded once whatever the
+        writes flag says; never cached, never retried, clears nothing."""
+        path, query = _checked(request, route, fmt)
+        body = await read_body(request, self.max_body_bytes)
+        answer = await self.client.send(
+            "POST",
             route.upstream,
             path,
             query,
             body,
             request.headers.get("content-type"),
-            authorization=authorization,
+            authorization=authorization_of(request.scope) if route.auth else None,
         )
-    except GatewayError:
-        await lookups.invalidate(route.group)  # it may have landed
-        raise
-    if not 400 <= answer.status < 500:
-        await lookups.invalidate(route.group)
-    return _respond(request, res, answer, None)
+        return self._respond(request, answer, None)
 
+    def _respond(self, request: Request, answer: UpstreamAnswer, cache: str | None) -> Response:
+        headers: dict[str, str] = {}
+        if answer.content_type:
+            headers["content-type"] = answer.content_type
+        for name, value in answer.headers:
+            if name == "Link":
+                origin = client_origin(request.scope, trust_forwarded=self.trust_forwarded)
+                value = rewrite_link(value, origin)
+            headers[name.lower()] = value
+        if cache is not None:
+            headers["x-cache"] = cache
+        return Response(answer.body, status_code=answer.status, headers=headers)
 
-def core_api_routes() -> list[BaseRoute]:
-    """Every allow-listed (template, format) as Starlette routes: reads, then writes."""
-    routes: list[BaseRoute] = []
-    read_paths: set[str] = set()
-    for route in READ_ROUTES:
-        for fmt, path in zip(route.formats, route.paths(), strict=True):
-            endpoint = partial(lookup, route=route, fmt=fmt)
-            routes.append(Route(path, endpoint, methods=["GET"], name=f"core_api {path}"))
-            read_paths.add(path)
-    for route in WRITE_ROUTES:
-        for fmt, path in zip(route.formats, route.paths(), strict=True):
-            allow = "GET, HEAD" if path in read_paths else ""
-            endpoint = partial(write, route=route, fmt=fmt, allow=allow)
-            routes.append(
-                Route(path, endpoint, methods=list(route.methods), name=f"core_api {path}")
-            )
-    for route in CHECK_ROUTES:
-        for fmt, path in zip(route.formats, route.paths(), strict=True):
-            endpoint = partial(check, route=route, fmt=fmt)
-            routes.append(Route(path, endpoint, methods=["POST"], name=f"core_api {path}"))
-    return routes
+    def routes(self) -> list[BaseRoute]:
+        """Every allow-listed (template, format) as Starlette routes: reads, writes, checks."""
+        routes: list[BaseRoute] = []
+        read_paths: set[str] = set()
+        for route in READ_ROUTES:
+            for fmt, path in zip(route.formats, route.paths(), strict=True):
+                endpoint = partial(self.lookup, route=route, fmt=fmt)
+                routes.append(Route(path, endpoint, methods=["GET"], name=f"core_api {path}"))
+                read_paths.add(path)
+        for route in WRITE_ROUTES:
+            for fmt, path in zip(route.formats, route.paths(), strict=True):
+                allow = "GET, HEAD" if path in read_paths else ""
+                endpoint = partial(self.write, route=route, fmt=fmt, allow=allow)
+                routes.append(
+                    Route(path, endpoint, methods=list(route.methods), name=f"core_api {path}")
+                )
+        for route in CHECK_ROUTES:
+            for fmt, path in zip(route.formats, route.paths(), strict=True):
+                endpoint = partial(self.check, route=route, fmt=fmt)
+                routes.append(Route(path, endpoint, methods=["POST"], name=f"core_api {path}"))
+        return routes

@@ -29,28 +29,14 @@ import asyncio
 import logging
 from typing import Any
 
-from gateway import __version__
 from gateway.config import Settings
-from gateway.core_api.cache import (
-    CacheBypassed,
-    CacheError,
-    LookupCache,
-    MemoryLookupCache,
-    RedisLookupCache,
-    cache_key,
-    redis_client,
-)
-from gateway.core_api.routes import Upstream
+from gateway.core_api.cache import CacheBypassed, CacheError, LookupCache, cache_key
 from gateway.metrics import Metrics
-from gateway.redis import RedisSeam
+from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, RESULTS
 from gateway.upstream.answer import UpstreamAnswer
-from gateway.upstream.core_api import CoreApiClient
+from gateway.upstream.core_api import CoreApiClient, Upstream
 
 log = logging.getLogger("gateway.core_api")
-
-HIT, MISS, COALESCED, ERROR, BYPASS = "hit", "miss", "coalesced", "error", "bypass"
-RESULTS = (HIT, MISS, COALESCED, ERROR, BYPASS)
-REDIS_TIMEOUT_FLOOR_S = 0.1
 
 
 class Lookups:
@@ -173,36 +159,3 @@ class Lookups:
 def per_process_concurrency(settings: Settings) -> int:
     """The cap is per replica; ``--workers N`` processes share it (each at least 1)."""
     return max(1, settings.core_api_max_concurrency // max(1, settings.workers))
-
-
-async def start_lookups(
-    settings: Settings, metrics: Metrics, seam: RedisSeam | None = None
-) -> Lookups:
-    """Build the Core API client and the lookup cache the settings ask for (in Redis over
-    the process's seam when there is one)."""
-    client = CoreApiClient(
-        settings.core_api_url,
-        settings.core_api_v2_url,
-        max_concurrency=per_process_concurrency(settings),
-        timeout_s=settings.core_api_timeout_ms / 1000,
-        max_retry_wait_s=settings.core_api_max_retry_wait_s,
-        max_quiet_s=settings.core_api_max_quiet_s,
-        max_answer_bytes=settings.core_api_max_answer_bytes,
-        observe=metrics.observe_upstream("core_api"),
-        user_agent=f"rtb-gateway/{__version__}",
-    )
-    await client.start()
-    cache: LookupCache | None = None
-    if settings.lookup_cache_ttl_s <= 0:
-        pass
-    elif seam is not None:
-        timeout_s = max(settings.redis_timeout_s, REDIS_TIMEOUT_FLOOR_S)
-        cache = RedisLookupCache(seam, timeout_s=timeout_s, owns_seam=False)
-    elif settings.redis_url is not None:
-        timeout_s = max(settings.redis_timeout_s, REDIS_TIMEOUT_FLOOR_S)
-        cache = RedisLookupCache(redis_client(settings.redis_url.reveal(), timeout_s))
-    else:
-        memory = MemoryLookupCache(settings.lookup_cache_max_bytes)
-        metrics.track(metrics.lookup_cache_bytes, lambda: memory.used)
-        cache = memory
-    return Lookups(client, cache, ttl_s=settings.lookup_cache_ttl_s, metrics=metrics)

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, date, datetime
 from urllib.parse import parse_qsl
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidQuery
 
 DOMAINS = ("calls",)
 FACETS = ("publisher", "buyer", "campaign", "number", "daily", "tag_value", "state")
@@ -93,6 +93,4 @@ def validate_report_query(query_string: bytes) -> None:
 
     if problems:
         names = ", ".join(sorted(problems))
-        raise GatewayError(
-            400, "invalid_request", f"invalid report parameters: {names}", fields=problems
-        )
+        raise InvalidQuery(f"invalid report parameters: {names}", fields=problems)

@@ -31,15 +31,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
 
-
-class Upstream(Enum):
-    """Which base URL serves a route: the unversioned/v1 API, or v2 (v3, v4 too)."""
-
-    V1 = "core_api"  # GATEWAY_CORE_API_URL
-    V2 = "core_api_v2"  # GATEWAY_CORE_API_V2_URL
-
+from gateway.upstream.core_api import Upstream
 
 JSON_XML = ("json", "xml")
 JSON_ONLY = ("json",)

@@ -19,21 +19,6 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from pathlib import Path
-
-
-def read_keys_file(path: str) -> list[str]:
-    """Keys from a file, one per line; raises ``OSError``/``ValueError`` with a reason."""
-    text = Path(path).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip() and not _comment(line)]
-
-
-def split_keys(raw: str) -> list[str]:
-    return [part.strip() for part in raw.split(",") if part.strip()]
-
-
-def _comment(line: str) -> bool:
-    return line.lstrip().startswith("#")
 
 
 class KeyAllowList:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gateway.errors import GatewayError
+from gateway.errors import Overloaded, UpstreamUnavailable
 from gateway.protect.ratelimit import retry_after_header
 
 CLOSED = "closed"
@@ -57,7 +57,6 @@ class CircuitBreaker:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.peak_in_flight = 0
-        self.opened = 0  # times the breaker opened (for tests and logs)
         self._clock = clock
         self._on_refusal = on_refusal
         self._on_state = on_state
@@ -73,9 +72,7 @@ class CircuitBreaker:
         """Admit one call or raise a 503; returns whether the call is a half-open probe."""
         if self.in_flight >= self.max_in_flight:
             self._refuse("overloaded")
-            raise GatewayError(
-                503,
-                "overloaded",
+            raise Overloaded(
                 f"too many requests in flight to the {self.upstream} upstream",
                 headers={"Retry-After": "1"},
             )
@@ -84,9 +81,7 @@ class CircuitBreaker:
             now = self._clock()
             if now < self._next_probe:
                 self._refuse("breaker_open")
-                raise GatewayError(
-                    503,
-                    "upstream_unavailable",
+                raise UpstreamUnavailable(
                     f"the {self.upstream} upstream is failing; not forwarding for now",
                     headers={"Retry-After": retry_after_header(self._next_probe - now)},
                 )
@@ -118,7 +113,6 @@ class CircuitBreaker:
             return
         if self.threshold and self._consecutive >= self.threshold:
             self._open = True
-            self.opened += 1
             self._next_probe = self._clock() + self.open_s
             if self._on_state is not None:
                 self._on_state(True)

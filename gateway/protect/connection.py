@@ -38,38 +38,27 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.errors import GatewayError
-
-
-def _wire(status: int, reason: str, error: GatewayError) -> bytes:
-    body = error.body()
-    return (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    ).encode("ascii") + body
-
+from gateway.errors import (
+    BadRequest,
+    HeadersTooLarge,
+    Overloaded,
+    RequestTimeout,
+    UriTooLong,
+    http_bytes,
+    prerender,
+)
 
 _ANSWERS = {
-    "bad_request": _wire(
-        400, "Bad Request", GatewayError(400, "bad_request", "the request is not valid HTTP/1.1")
+    "bad_request": http_bytes(
+        prerender(BadRequest, "the request is not valid HTTP/1.1"), "Bad Request"
     ),
-    "uri_too_long": _wire(
-        414, "URI Too Long", GatewayError(414, "uri_too_long", "the request line is too long")
+    "uri_too_long": http_bytes(
+        prerender(UriTooLong, "the request line is too long"), "URI Too Long"
     ),
-    "headers_too_large": _wire(
-        431,
-        "Request Header Fields Too Large",
-        GatewayError(431, "headers_too_large", "the request headers are too large"),
-    ),
-    "request_timeout": _wire(
-        408,
-        "Request Timeout",
-        GatewayError(408, "request_timeout", "the request did not arrive in time"),
-    ),
-    "too_many_connections": _wire(
-        503,
-        "Service Unavailable",
-        GatewayError(503, "overloaded", "too many open connections; retry shortly"),
+    "headers_too_large": http_bytes(prerender(HeadersTooLarge), "Request Header Fields Too Large"),
+    "request_timeout": http_bytes(prerender(RequestTimeout), "Request Timeout"),
+    "too_many_connections": http_bytes(
+        prerender(Overloaded, "too many open connections; retry shortly"), "Service Unavailable"
     ),
 }
 

@@ -8,18 +8,10 @@ over its limit or with an unknown key learns nothing about other publishers' bid
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from gateway.config import Settings
-from gateway.errors import GatewayError
-from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
-from gateway.protect.ratelimit import RateLimiter, parse_limits, retry_after_header
-
-
-def _forbidden() -> GatewayError:
-    # A fresh instance per refusal: a shared one would keep every raise's traceback
-    # (frames holding scope, body and ping) chained onto itself, growing without bound.
-    return GatewayError(403, "forbidden", "this RTB key is not accepted by this gateway")
+from gateway.errors import Forbidden, RateLimited
+from gateway.protect.allowlist import KeyAllowList
+from gateway.protect.ratelimit import RateLimiter, retry_after_header
 
 
 class Guard:
@@ -40,7 +32,7 @@ class Guard:
         """403 for a key outside the allow-list (when there is one)."""
         if self.allow_list is not None and not self.allow_list.allows(rtb_key):
             self._refused("forbidden_key")
-            raise _forbidden()
+            raise Forbidden()
 
     async def admit_ping(self, rtb_key: str, publisher_id: str | None) -> None:
         """403 for an unknown key, 429 with ``Retry-After`` over a rate limit. Call data
@@ -51,9 +43,7 @@ class Guard:
         verdict = await self.limiter.check(rtb_key, publisher_id)
         if not verdict.allowed:
             self._refused("rate_limited")
-            raise GatewayError(
-                429,
-                "rate_limited",
+            raise RateLimited(
                 f"too many pings for this {verdict.scope}; retry after the time in Retry-After",
                 headers={"Retry-After": retry_after_header(verdict.retry_after_s)},
             )
@@ -61,28 +51,3 @@ class Guard:
     def _refused(self, reason: str) -> None:
         if self._on_refusal is not None:
             self._on_refusal(reason)
-
-
-def build_guard(
-    settings: Settings,
-    *,
-    redis: Any | None = None,
-    on_refusal: Callable[[str], None] | None = None,
-    on_fallback: Callable[[], None] | None = None,
-) -> Guard:
-    """The guard the settings ask for; ``redis`` is the process's Redis seam, if any."""
-    allow_list = None
-    if settings.rtb_allowed_keys or settings.rtb_allowed_keys_file:
-        keys: list[str] = []
-        if settings.rtb_allowed_keys:
-            keys += split_keys(settings.rtb_allowed_keys.reveal())
-        if settings.rtb_allowed_keys_file:
-            keys += read_keys_file(settings.rtb_allowed_keys_file)
-        allow_list = KeyAllowList(keys)
-    limiter = RateLimiter(
-        parse_limits(settings.rate_limit_per_publisher),
-        parse_limits(settings.rate_limit_per_key, overrides_allowed=False),
-        redis=redis,
-        on_fallback=on_fallback,
-    )
-    return Guard(allow_list=allow_list, limiter=limiter, on_refusal=on_refusal)

@@ -18,17 +18,9 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.errors import JSON, GatewayError
+from gateway.errors import Overloaded, Rendered, UriTooLong, prerender, send_error
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/stats", "/status", "/openapi.json"})
-
-
-def _prepared(error: GatewayError) -> tuple[list[tuple[bytes, bytes]], bytes]:
-    body = error.body()
-    headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]
-    for name, value in (error.headers or {}).items():
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    return headers, body
 
 
 class ProtectMiddleware:
@@ -46,23 +38,15 @@ class ProtectMiddleware:
         self.max_in_flight = max_in_flight
         self.max_query_bytes = max_query_bytes
         self.in_flight = 0
-        self.peak_in_flight = 0
         self._on_refusal = on_refusal
-        self._overloaded = _prepared(
-            GatewayError(
-                503,
-                "overloaded",
-                "this replica is at its limit of requests in flight; retry shortly",
-                headers={"Retry-After": "1"},
-            )
+        self._overloaded = prerender(
+            Overloaded,
+            "this replica is at its limit of requests in flight; retry shortly",
+            headers={"Retry-After": "1"},
         )
-        self._too_long = _prepared(
-            GatewayError(
-                414,
-                "uri_too_long",
-                f"the query string is longer than {max_query_bytes} bytes; "
-                "send the fields in the body",
-            )
+        self._too_long = prerender(
+            UriTooLong,
+            f"the query string is longer than {max_query_bytes} bytes; send the fields in the body",
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,24 +54,18 @@ class ProtectMiddleware:
             await self.app(scope, receive, send)
             return
         if len(scope["query_string"]) > self.max_query_bytes:
-            await self._refuse(send, 414, self._too_long, "uri_too_long")
+            await self._refuse(send, self._too_long, "uri_too_long")
             return
         if self.in_flight >= self.max_in_flight:
-            await self._refuse(send, 503, self._overloaded, "overloaded")
+            await self._refuse(send, self._overloaded, "overloaded")
             return
         self.in_flight += 1
-        if self.in_flight > self.peak_in_flight:
-            self.peak_in_flight = self.in_flight
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
 
-    async def _refuse(
-        self, send: Send, status: int, prepared: tuple[list[tuple[bytes, bytes]], bytes], why: str
-    ) -> None:
+    async def _refuse(self, send: Send, answer: Rendered, why: str) -> None:
         if self._on_refusal is not None:
             self._on_refusal(why)
-        headers, body = prepared
-        await send({"type": "http.response.start", "status": status, "headers": list(headers)})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, answer)

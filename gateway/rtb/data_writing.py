@@ -17,15 +17,16 @@ upstream's status, body and content type come back unchanged.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.bodies import read_body
-from gateway.errors import invalid_request
+from gateway.errors import InvalidFields
+from gateway.protect.guard import Guard
+from gateway.publisher import DataWrite
 from gateway.rtb.ping import (
     _UUID,
     check_key,
@@ -34,42 +35,9 @@ from gateway.rtb.ping import (
     scalar_values,
     tags_of,
 )
-from gateway.state import Resources
+from gateway.upstream.rtb import RtbClient
 
 KNOWN_FIELDS = frozenset({"key", "caller_number", "call_uuid"})
-
-_json_encoder = msgspec.json.Encoder()
-
-
-class DataWrite(msgspec.Struct, frozen=True):
-    """A validated call data write: what may be forwarded to retreaverdata.com."""
-
-    key: str
-    caller_number: str | None = None
-    call_uuid: str | None = None
-    tags: dict[str, str] = {}
-
-    @property
-    def publisher_id(self) -> str | None:
-        """The publisher it names, if any (for the guard's per-publisher limit)."""
-        return self.tags.get("publisher_id") or self.tags.get("source_id")
-
-    def upstream_fields(self) -> dict[str, str]:
-        fields = {"key": self.key}
-        if self.caller_number is not None:
-            fields["caller_number"] = self.caller_number
-        if self.call_uuid is not None:
-            fields["call_uuid"] = self.call_uuid
-        fields.update(self.tags)
-        return fields
-
-    def upstream_body(self) -> bytes:
-        return _json_encoder.encode(self.upstream_fields())
-
-    def upstream_get(self) -> str:
-        """``/data_writing/{key}?...``: the key in the path, the rest in the query."""
-        query = {k: v for k, v in self.upstream_fields().items() if k != "key"}
-        return f"/data_writing/{quote(self.key, safe='')}?{urlencode(query)}"
 
 
 def validate_data_write(fields: dict[str, Any], path_key: str | None = None) -> DataWrite:
@@ -89,7 +57,7 @@ def validate_data_write(fields: dict[str, Any], path_key: str | None = None) -> 
         problems["caller_number"] = "is required (or call_uuid)"
     tags = tags_of(fields, values, KNOWN_FIELDS, problems)
     if problems:
-        raise invalid_request(problems)
+        raise InvalidFields(problems)
     return DataWrite(
         values["key"], caller, call_uuid.lower() if call_uuid is not None else None, tags
     )
@@ -101,22 +69,31 @@ def parse_data_write(
     return validate_data_write(merged_fields(query, body, content_type), path_key)
 
 
-async def data_writing(request: Request) -> Response:
-    """``POST /data_writing`` (JSON, form or query) and ``GET /data_writing/{key}`` (query)."""
-    res: Resources = request.state.res
-    deadline = asyncio.get_running_loop().time() + res.settings.rtb_timeout_s
-    query: bytes = request.scope["query_string"]
-    if request.method == "GET":
-        write = parse_data_write(query, b"", None, path_key=request.path_params["key"])
-    else:
-        body = await read_body(request, res.settings.max_body_bytes)
-        write = parse_data_write(query, body, request.headers.get("content-type"))
-    if res.guard is not None:
-        await res.guard.admit_ping(write.key, write.publisher_id)
-    if request.method == "GET":
-        answer = await res.rtb.write_data("GET", write.upstream_get(), None, deadline)
-    else:
-        answer = await res.rtb.write_data("POST", "/data_writing", write.upstream_body(), deadline)
-    return Response(
-        answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
-    )
+@dataclass(kw_only=True, eq=False)
+class DataWriting:
+    """``POST /data_writing`` (JSON, form or query) and ``GET /data_writing/{key}`` (query),
+    built by ``create_app`` with the pooled RTB client (its data-writing base URL) and the
+    ping's guard."""
+
+    rtb: RtbClient
+    guard: Guard
+    timeout_s: float
+    max_body_bytes: int
+
+    async def handle(self, request: Request) -> Response:
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        query: bytes = request.scope["query_string"]
+        if request.method == "GET":
+            write = parse_data_write(query, b"", None, path_key=request.path_params["key"])
+        else:
+            body = await read_body(request, self.max_body_bytes)
+            write = parse_data_write(query, body, request.headers.get("content-type"))
+        await self.guard.admit_ping(write.key, write.publisher_id)
+        if request.method == "GET":
+            answer = await self.rtb.write_data("GET", write.upstream_get(), None, deadline)
+        else:
+            body = write.upstream_body()
+            answer = await self.rtb.write_data("POST", "/data_writing", body, deadline)
+        return Response(
+            answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
+        )

@@ -23,6 +23,7 @@ the forwarding coroutine resumes, which measured ~60 us per forwarded ping).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,26 +31,39 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.bodies import read_body, receive_body
-from gateway.errors import JSON, GatewayError
+from gateway.errors import JSON, GatewayError, send_error
+from gateway.protect.guard import Guard
 from gateway.rtb.ping import parse_confirmation, parse_ping
-from gateway.shield.base import NONE, X_SHIELD, mark
-from gateway.state import Resources
+from gateway.shield.base import NONE, X_SHIELD, Shield, marked
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.rtb import RtbClient
 
 _X_SHIELD = {result: value.encode() for result, value in X_SHIELD.items()}
 _JSON_TYPE = JSON.encode()
 
 
-class CreateReservation:
+@dataclass(kw_only=True, eq=False)
+class RtbEndpoint:
+    """What both RTB endpoints are built with (by ``create_app``)."""
+
+    rtb: RtbClient
+    shield: Shield
+    guard: Guard
+    timeout_s: float
+    max_body_bytes: int
+
+
+@dataclass(kw_only=True, eq=False)
+class CreateReservation(RtbEndpoint):
     """``POST /rtbs.json`` as a plain ASGI app (Starlette routes to it as to any ASGI app)."""
 
-    def __init__(self) -> None:
-        # Content types seen from the upstream, encoded once (a handful at most).
-        self._types: dict[str, bytes] = {JSON: _JSON_TYPE}
+    # False with GATEWAY_RTB_CALLER_NUMBER=optional: pings without a caller are forwarded.
+    caller_required: bool = True
+    # Content types seen from the upstream, encoded once (a handful at most).
+    _types: dict[str, bytes] = field(init=False, default_factory=lambda: {JSON: _JSON_TYPE})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        res: Resources = scope["state"]["res"]
-        deadline = asyncio.get_running_loop().time() + res.settings.rtb_timeout_s
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         content_type = declared = None
         for name, value in scope["headers"]:
             if name == b"content-type":
@@ -57,31 +71,27 @@ class CreateReservation:
             elif name == b"content-length":
                 declared = value.decode("latin-1")
         try:
-            body = await receive_body(receive, res.settings.max_body_bytes, declared)
-            settings = res.settings
+            body = await receive_body(receive, self.max_body_bytes, declared)
             ping = parse_ping(
-                scope["query_string"],
-                body,
-                content_type,
-                caller_required=settings.rtb_caller_number_required,
+                scope["query_string"], body, content_type, caller_required=self.caller_required
             )
-            if res.guard is not None:
-                await res.guard.admit_ping(ping.key, ping.publisher_id)
-            rtb = res.rtb
+            await self.guard.admit_ping(ping.key, ping.publisher_id)
+            rtb = self.rtb
 
             def forward():  # type: ignore[no-untyped-def]
                 return rtb.reserve(ping.upstream_body(), deadline)
 
             if ping.caller_number is None:
+                # Nothing to shield on (GATEWAY_RTB_CALLER_NUMBER=optional): always forwarded.
                 result = NONE
                 try:
                     answer = await forward()
                 except GatewayError as exc:
-                    raise mark(exc, NONE) from None
+                    raise marked(exc, NONE) from None
             else:
-                answer, result = await res.shield.answer(ping, deadline, forward)
+                answer, result = await self.shield.answer(ping, deadline, forward)
         except GatewayError as exc:
-            await _send_error(send, exc)
+            await send_error(send, exc)
             return
         scope["shield_result"] = result
         await self._send(send, answer, _X_SHIELD[result])
@@ -105,18 +115,6 @@ class CreateReservation:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Send, exc: GatewayError) -> None:
-    body = exc.body()
-    headers = [(b"content-type", _JSON_TYPE), (b"content-length", b"%d" % len(body))]
-    for name, value in (exc.headers or {}).items():
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-create_reservation = CreateReservation()
 
 
 class RtbFastLane:
@@ -149,23 +147,25 @@ class RtbFastLane:
         await self.app(scope, receive, send)
 
 
-async def confirm_reservation(request: Request) -> Response:
-    res: Resources = request.state.res
-    deadline = asyncio.get_running_loop().time() + res.settings.rtb_timeout_s
-    body = await read_body(request, res.settings.max_body_bytes)
-    confirmation = parse_confirmation(
-        request.path_params["uuid"],
-        request.scope["query_string"],
-        body,
-        request.headers.get("content-type"),
-    )
-    if res.guard is not None:
-        res.guard.admit_key(confirmation.key)
-    answer = await res.rtb.confirm(
-        confirmation.uuid, request.method, confirmation.upstream_body(), deadline
-    )
-    if answer.ok:
-        await res.shield.confirmed(confirmation.key, confirmation.uuid, answer)
-    return Response(
-        answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
-    )
+@dataclass(kw_only=True, eq=False)
+class ConfirmReservation(RtbEndpoint):
+    """``PUT|PATCH /rtbs/{uuid}.json``: forwarded once; a confirmed answer updates the shield."""
+
+    async def handle(self, request: Request) -> Response:
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        body = await read_body(request, self.max_body_bytes)
+        confirmation = parse_confirmation(
+            request.path_params["uuid"],
+            request.scope["query_string"],
+            body,
+            request.headers.get("content-type"),
+        )
+        self.guard.admit_key(confirmation.key)
+        answer = await self.rtb.confirm(
+            confirmation.uuid, request.method, confirmation.upstream_body(), deadline
+        )
+        if answer.ok:
+            await self.shield.confirmed(confirmation.key, confirmation.uuid, answer)
+        return Response(
+            answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
+        )

@@ -1,4 +1,4 @@
-"""A publisher ping, parsed and validated: what may be forwarded to Retreaver.
+"""Parsing a publisher ping into a :class:`gateway.publisher.Ping`: what may be forwarded.
 
 Retreaver's RTB endpoint takes its fields from the query string or the body, so a ping is
 the merge of both (body wins). Everything that is not a known field is a tag. The rules
@@ -7,7 +7,7 @@ reaches the upstream costs a buyer money, so anything ambiguous is refused with 
 that names every offending field, never silently dropped or "fixed".
 
 The parser only ever sees bytes that the endpoint already bounded by
-``GATEWAY_MAX_BODY_BYTES``; it raises :class:`~gateway.errors.GatewayError`.
+``GATEWAY_MAX_BODY_BYTES``; it raises the :class:`~gateway.errors.RequestError` kinds.
 """
 
 from __future__ import annotations
@@ -19,8 +19,15 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from gateway.errors import GatewayError, invalid_request
+from gateway.errors import (
+    BadEncoding,
+    InvalidFields,
+    InvalidQuery,
+    MalformedJson,
+    UnsupportedMediaType,
+)
 from gateway.phone import InvalidPhoneNumber, to_e164
+from gateway.publisher import Confirmation, Ping
 
 MAX_TAGS = 100
 MAX_TAG_NAME = 64
@@ -43,47 +50,6 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 _json_decoder = msgspec.json.Decoder()
-_json_encoder = msgspec.json.Encoder()
-
-
-class Ping(msgspec.Struct, frozen=True):
-    """A validated ping. ``publisher_field`` keeps the name the publisher used.
-
-    ``caller_number`` is None only when ``GATEWAY_RTB_CALLER_NUMBER=optional`` let a ping
-    without one through (postback keys Retreaver lets bid without it): such a ping has
-    nothing to shield on and is always forwarded.
-    """
-
-    key: str
-    publisher_id: str
-    caller_number: str | None
-    inbound_number: str | None = None
-    publisher_field: str = "publisher_id"
-    tags: dict[str, str] = {}
-
-    def upstream_fields(self) -> dict[str, str]:
-        """The normalised fields as the upstream receives them (tags after known fields)."""
-        fields = {"key": self.key, self.publisher_field: self.publisher_id}
-        if self.caller_number is not None:
-            fields["caller_number"] = self.caller_number
-        if self.inbound_number is not None:
-            fields["inbound_number"] = self.inbound_number
-        fields.update(self.tags)
-        return fields
-
-    def upstream_body(self) -> bytes:
-        return _json_encoder.encode(self.upstream_fields())
-
-
-class Confirmation(msgspec.Struct, frozen=True):
-    """A validated ``PUT|PATCH /rtbs/{uuid}.json``."""
-
-    uuid: str
-    key: str
-    status: str = "confirmed"
-
-    def upstream_body(self) -> bytes:
-        return _json_encoder.encode({"key": self.key, "status": self.status})
 
 
 def media_type(content_type: str | None) -> str:
@@ -200,7 +166,7 @@ def validate_ping(fields: dict[str, Any], *, caller_required: bool = True) -> Pi
     tags = tags_of(fields, values, KNOWN_FIELDS, problems)
 
     if problems:
-        raise invalid_request(problems)
+        raise InvalidFields(problems)
     assert key is not None
     assert publisher is not None
     return Ping(key, publisher, caller, inbound, publisher_field, tags)
@@ -225,7 +191,7 @@ def parse_confirmation(
     for name in unknown[:10]:
         problems[_safe_name(name)] = "is not a field of a confirmation"
     if problems:
-        raise invalid_request(problems)
+        raise InvalidFields(problems)
     return Confirmation(uuid.lower(), key, status)
 
 
@@ -244,22 +210,18 @@ def _parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
         if body.lstrip()[:1] == b"{":
             return _parse_json(body)
         return _parse_form(body, source="form body")
-    raise GatewayError(
-        415,
-        "unsupported_media_type",
-        f"send {JSON} or {FORM}, not {kind[:80]!r}",
-    )
+    raise UnsupportedMediaType(f"send {JSON} or {FORM}, not {kind[:80]!r}")
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
         data = _json_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError):
-        raise GatewayError(400, "malformed_json", "the body is not valid JSON") from None
+        raise MalformedJson() from None
     except UnicodeDecodeError:  # msgspec's error for invalid UTF-8 inside a JSON string
-        raise GatewayError(400, "bad_encoding", "the JSON body is not valid UTF-8") from None
+        raise BadEncoding("the JSON body is not valid UTF-8") from None
     if not isinstance(data, dict):
-        raise GatewayError(400, "malformed_json", "the JSON body must be an object")
+        raise MalformedJson("the JSON body must be an object")
     return data
 
 
@@ -277,9 +239,9 @@ def _parse_form(raw: bytes, *, source: str) -> dict[str, Any]:
             max_num_fields=MAX_TAGS * 2 + 10,
         )
     except UnicodeDecodeError:
-        raise GatewayError(400, "bad_encoding", f"the {source} is not valid UTF-8") from None
+        raise BadEncoding(f"the {source} is not valid UTF-8") from None
     except ValueError:
-        raise GatewayError(400, "invalid_request", f"the {source} has too many fields") from None
+        raise InvalidQuery(f"the {source} has too many fields") from None
     out: dict[str, Any] = {}
     seen_twice: set[str] = set()
     for name, value in pairs:
@@ -287,7 +249,7 @@ def _parse_form(raw: bytes, *, source: str) -> dict[str, Any]:
             seen_twice.add(name)
         out[name] = value
     if seen_twice:
-        raise invalid_request(
+        raise InvalidFields(
             {
                 _safe_name(n): "given more than once with different values"
                 for n in sorted(seen_twice)[:10]

@@ -20,20 +20,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.errors import GatewayError
+from gateway.publisher import Ping
 from gateway.redis import RedisUnavailable
-from gateway.rtb.ping import Ping
+from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, NONE
 from gateway.shield.entry import Entry
 from gateway.upstream.answer import UpstreamAnswer
 
 Forward = Callable[[], Awaitable[UpstreamAnswer]]
 
-HIT = "hit"
-MISS = "miss"
-COALESCED = "coalesced"
-ERROR = "error"
-BYPASS = "bypass"
-# Not a shield result: a ping without a caller number never reaches the shield.
-NONE = "none"
 
 # ``X-Shield`` for each result. The metric tells a failed store call (error) from a
 # skipped one (bypass); a publisher only needs to know the shield was not used.
@@ -47,10 +41,9 @@ X_SHIELD = {
 }
 
 
-def mark(exc: GatewayError, result: str) -> GatewayError:
-    """Give an error answer to a ping its ``X-Shield`` header too."""
-    exc.headers = {**(exc.headers or {}), "x-shield": X_SHIELD[result]}
-    return exc
+def marked(exc: GatewayError, result: str) -> GatewayError:
+    """A new error answer like ``exc`` that also carries the ping's ``X-Shield`` header."""
+    return exc.with_headers({"x-shield": X_SHIELD[result]})
 
 
 class Shield(Protocol):
@@ -67,24 +60,6 @@ class Shield(Protocol):
     async def confirmed(self, rtb_key: str, uuid: str, answer: UpstreamAnswer) -> None:
         """A reservation was confirmed through the gateway: update any stored copy."""
         ...
-
-
-class PassThroughShield:
-    """No shield at all: every ping is forwarded (used until a store is configured)."""
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def answer(
-        self, ping: Ping, deadline: float, forward: Forward
-    ) -> tuple[UpstreamAnswer, str]:
-        return await forward(), MISS
-
-    async def confirmed(self, rtb_key: str, uuid: str, answer: UpstreamAnswer) -> None:
-        return None
 
 
 # -- the store seam ----------------------------------------------------------------------

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
-from gateway.rtb.ping import Ping
-
-SCOPES = ("key", "publisher")
+from gateway.publisher import Ping
 
 _SHIELD_PERSON = b"rtbgw-shield-v1"
 _INDEX_PERSON = b"rtbgw-uuid-v1"

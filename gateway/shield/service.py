@@ -48,22 +48,18 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import GatewayError, upstream_timeout
-from gateway.metrics import SHIELD_RESULTS, Metrics
-from gateway.rtb.ping import Ping
+from gateway.errors import GatewayError, UpstreamTimeout
+from gateway.metrics import Metrics
+from gateway.publisher import Ping
+from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, RESULTS
 from gateway.shield.base import (
-    BYPASS,
-    COALESCED,
-    ERROR,
     FOUND,
-    HIT,
     LEASED,
-    MISS,
     RELAYED,
     Forward,
     ShieldStore,
     StoreUnavailable,
-    mark,
+    marked,
 )
 from gateway.shield.breaker import Breaker
 from gateway.shield.entry import Entry, confirmed_answer, make_entry
@@ -124,9 +120,7 @@ class StoreShield:
         self._tokens = lambda: f"{prefix}{next(counter):x}"
         self._background: set[asyncio.Task[Any]] = set()
         self._counters = (
-            {r: metrics.bind(metrics.shield_lookups, r) for r in SHIELD_RESULTS}
-            if metrics
-            else None
+            {r: metrics.bind(metrics.shield_lookups, r) for r in RESULTS} if metrics else None
         )
         if metrics is not None:
             # In process: the store's answers; over Redis: the near-cache's.
@@ -175,7 +169,7 @@ class StoreShield:
                     settled = await asyncio.shield(flight)
             except TimeoutError:
                 self._count(COALESCED)
-                raise mark(upstream_timeout("rtb"), COALESCED) from None
+                raise marked(UpstreamTimeout("rtb"), COALESCED) from None
             if settled is None or settled.repeat is None:
                 continue  # the leader gave up without an answer: look again
             result = HIT if settled.result == HIT else COALESCED
@@ -219,7 +213,7 @@ class StoreShield:
             flight.set_result(settled)
         self._count(settled.result)
         if settled.error is not None:
-            raise mark(settled.error, settled.result)
+            raise marked(settled.error, settled.result) from None
         assert settled.first is not None
         return settled.first, settled.result
 
@@ -247,7 +241,7 @@ class StoreShield:
             self._failed(exc)
             return await self._unshielded(forward, ERROR)
         except TimeoutError:
-            return _Settled(None, upstream_timeout("rtb"), None, COALESCED)
+            return _Settled(None, UpstreamTimeout("rtb"), None, COALESCED)
         if look.kind == FOUND:
             assert look.entry is not None
             return self._found(digest, look.entry, generation, COALESCED)

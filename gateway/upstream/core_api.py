@@ -45,13 +45,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import Enum
 
 import aiohttp
 from yarl import URL
 
-from gateway.core_api.credentials import credentials_digest
-from gateway.core_api.routes import Upstream
-from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
+from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.upstream.answer import (
     AnswerTooLarge,
     UpstreamAnswer,
@@ -59,9 +58,18 @@ from gateway.upstream.answer import (
     deliverable,
     read_bounded,
 )
+from gateway.upstream.credentials import credentials_digest
 from gateway.upstream.failures import describe, too_large
 
 Observer = Callable[[str, float], None]
+
+
+class Upstream(Enum):
+    """Which base URL serves a route: the unversioned/v1 API, or v2 (v3, v4 too)."""
+
+    V1 = "core_api"  # GATEWAY_CORE_API_URL
+    V2 = "core_api_v2"  # GATEWAY_CORE_API_V2_URL
+
 
 NAME = "core_api"
 DEFAULT_RETRY_AFTER_S = 1.0
@@ -242,7 +250,7 @@ class CoreApiClient:
     ) -> UpstreamAnswer:
         session, slots = self._session, self._slots
         if session is None or slots is None:
-            raise GatewayError(503, "not_ready", "the gateway is starting or stopping")
+            raise NotReady()
         headers: dict[str, str] = {}
         if content_type:
             headers["Content-Type"] = content_type
@@ -274,12 +282,12 @@ class CoreApiClient:
         except AnswerTooLarge as exc:
             outcome = "too_large"
             detail = too_large(exc, "GATEWAY_CORE_API_MAX_ANSWER_BYTES")
-            raise upstream_unavailable(NAME, detail) from None
+            raise BadGateway(NAME, detail) from None
         except TimeoutError:
             outcome = "timeout"
-            raise upstream_timeout(NAME) from None
+            raise UpstreamTimeout(NAME) from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise upstream_unavailable(NAME, describe(exc)) from None
+            raise BadGateway(NAME, describe(exc)) from None
         finally:
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)

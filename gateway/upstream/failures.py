@@ -1,7 +1,8 @@
 """Why an upstream call failed, in words fit for a client's error body.
 
-Shared by the RTB and Core API clients. Never the exception's own text: aiohttp puts the
-URL in it, and a Core API URL carries the client's ``api_key``.
+Shared by the RTB and Core API clients: the one table that translates aiohttp's (and the
+socket's) errors into the words of a ``502 bad_gateway``. Never the exception's own text:
+aiohttp puts the URL in it, and a Core API URL carries the client's ``api_key``.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ import aiohttp
 
 from gateway.upstream.answer import AnswerTooLarge
 
+# First match wins, so subclasses come before their bases.
+AIOHTTP_ERRORS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ClientConnectorError, "connection refused or unreachable"),
+    (aiohttp.ServerDisconnectedError, "connection closed before an answer"),
+    (aiohttp.ClientPayloadError, "broken response body"),
+    (aiohttp.ClientResponseError, "malformed response"),
+    (ConnectionResetError, "connection reset"),
+)
+
 
 def describe(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connection refused or unreachable"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "connection closed before an answer"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "broken response body"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return "malformed response"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
+    for kind, words in AIOHTTP_ERRORS:
+        if isinstance(exc, kind):
+            return words
     return type(exc).__name__
 
 

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import aiohttp
 from yarl import URL
 
-from gateway.errors import GatewayError, upstream_timeout, upstream_unavailable
+from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.protect.breaker import CircuitBreaker
 from gateway.upstream.answer import AnswerTooLarge, UpstreamAnswer, content_type_for, read_bounded
 from gateway.upstream.failures import describe, too_large
@@ -141,11 +141,11 @@ class RtbClient:
     ) -> UpstreamAnswer:
         session = self._session
         if session is None:
-            raise GatewayError(503, "not_ready", "the gateway is starting or stopping")
+            raise NotReady()
         loop = asyncio.get_running_loop()
         remaining = deadline - loop.time()
         if remaining <= 0:
-            raise upstream_timeout(upstream)
+            raise UpstreamTimeout(upstream)
         is_rtb = upstream == "rtb"
         if is_rtb:
             observe = self._observe
@@ -169,15 +169,15 @@ class RtbClient:
             outcome = "too_large"
             verdict = False
             detail = too_large(exc, "GATEWAY_RTB_MAX_ANSWER_BYTES")
-            raise upstream_unavailable(upstream, detail) from None
+            raise BadGateway(upstream, detail) from None
         except TimeoutError:
             outcome = "timeout"
             verdict = False
-            raise upstream_timeout(upstream) from None
+            raise UpstreamTimeout(upstream) from None
         except (aiohttp.ClientError, OSError) as exc:
             outcome = "error"
             verdict = False
-            raise upstream_unavailable(upstream, describe(exc)) from None
+            raise BadGateway(upstream, describe(exc)) from None
         finally:
             if breaker is not None:
                 breaker.release(verdict, probe)

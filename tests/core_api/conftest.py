@@ -13,6 +13,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.metrics import Metrics
 from gateway.sandbox.core_api import CoreApiState
 from tests.support.servers import serve_app
 
@@ -29,7 +30,7 @@ def core(sandbox: tuple[str, Any]) -> CoreApiState:
 
 @pytest.fixture
 def serve_gateway(sandbox: tuple[str, Any]) -> ServeGateway:
-    """``async with serve_gateway(**settings) as (url, app)``; Core API = the sandbox."""
+    """``async with serve_gateway(**settings) as (url, metrics)``; Core API = the sandbox."""
 
     @contextlib.asynccontextmanager
     async def serve(**overrides: Any) -> AsyncIterator[tuple[str, Any]]:
@@ -40,9 +41,9 @@ def serve_gateway(sandbox: tuple[str, Any]) -> ServeGateway:
         }
         values.update(overrides)
         settings = Settings.from_env({}, **values)
-        app = create_app(settings)
-        async with serve_app(app) as url:
-            yield url, app
+        metrics = Metrics()
+        async with serve_app(create_app(settings, metrics=metrics)) as url:
+            yield url, metrics
 
     return serve
 

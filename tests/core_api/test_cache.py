@@ -18,8 +18,8 @@ from gateway.core_api.cache import (
     entry_size,
     redis_client,
 )
-from gateway.core_api.routes import Upstream
 from gateway.upstream.answer import UpstreamAnswer
+from gateway.upstream.core_api import Upstream
 from tests.support.redis_server import RedisServer
 
 LINK = ("Link", '<http://up/calls.json?page=2>; rel="next"')

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from gateway.sandbox.core_api import CoreApiState
-from gateway.sandbox.core_api.data import seed
 from gateway.sandbox.core_api.postback import POSTBACK_KEYS
+from gateway.sandbox.core_api.seeding import seed
 from tests.core_api.conftest import ServeGateway
 
 KEY, KEY2 = list(POSTBACK_KEYS)[:2]

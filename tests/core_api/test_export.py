@@ -14,9 +14,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from gateway.export import ExportError, ExportOptions, parse_links, run_export
+from gateway.cli.calls import run_export
+from gateway.cli.export_fetch import parse_links
+from gateway.cli.export_state import ExportError, ExportOptions
 from gateway.sandbox.core_api import CoreApiState
-from gateway.sandbox.core_api.data import seed
+from gateway.sandbox.core_api.seeding import seed
 from tests.core_api.conftest import KEY, ServeGateway
 
 SINCE, UNTIL = "2024-11-01", "2024-11-06"

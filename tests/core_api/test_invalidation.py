@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from gateway.config import Secret
-from gateway.sandbox.core_api.data import seed
+from gateway.sandbox.core_api.seeding import seed
 from tests.core_api.conftest import AUTH, ServeGateway
 from tests.support.redis_server import RedisServer
 

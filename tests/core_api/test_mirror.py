@@ -10,7 +10,7 @@ import pytest
 
 from gateway.core_api.routes import READ_ROUTES
 from gateway.sandbox.core_api import CoreApiState
-from gateway.sandbox.core_api.data import seed
+from gateway.sandbox.core_api.seeding import seed
 from tests.core_api.conftest import AUTH, ServeGateway
 
 _company = seed().by_company[1]

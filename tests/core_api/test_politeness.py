@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from gateway.config import Secret
+from gateway.metrics import Metrics
 from gateway.sandbox.core_api import CoreApiState
 from tests.core_api.conftest import AUTH, ServeGateway
 from tests.support.ports import free_port
@@ -18,14 +19,14 @@ from tests.support.redis_server import RedisServer
 COMPANY = f"/company.json?{AUTH}"
 
 
-def _gauge(app: Any, name: str) -> float:
-    return app.state.metrics.registry.get_sample_value(name) or 0.0
+def _gauge(metrics: Metrics, name: str) -> float:
+    return metrics.registry.get_sample_value(name) or 0.0
 
 
-async def _until_in_flight(app: Any, count: int) -> None:
+async def _until_in_flight(metrics: Metrics, count: int) -> None:
     """Wait (bounded) until the gateway is serving ``count`` requests at once."""
     async with asyncio.timeout(30):
-        while _gauge(app, "gateway_http_requests_in_flight") < count:
+        while _gauge(metrics, "gateway_http_requests_in_flight") < count:
             await asyncio.sleep(0.005)
 
 
@@ -41,11 +42,11 @@ async def test_50_identical_concurrent_lookups_cost_one_upstream_request(
     serve_gateway: ServeGateway, core: CoreApiState, wide: httpx.AsyncClient
 ) -> None:
     # No cache at all, so every saving below is coalescing.
-    async with serve_gateway(lookup_cache_ttl_s=0) as (url, app):
+    async with serve_gateway(lookup_cache_ttl_s=0) as (url, metrics):
         core.hold()
         tasks = [asyncio.create_task(wide.get(url + COMPANY)) for _ in range(50)]
         await core.wait_in_flight(1)
-        await _until_in_flight(app, 50)
+        await _until_in_flight(metrics, 50)
         core.release()
         answers = await asyncio.gather(*tasks)
     assert len(core.received) == 1
@@ -123,14 +124,17 @@ async def test_the_concurrency_cap_holds_under_200_different_lookups(
 ) -> None:
     # The sandbox itself would take 1,000 at once; the gateway must send at most 4.
     await wide.post(sandbox[0] + "/_sandbox/config", json={"core_api_max_concurrency": 1000})
-    async with serve_gateway(core_api_max_concurrency=4, core_api_timeout_ms=60_000) as (url, app):
+    async with serve_gateway(core_api_max_concurrency=4, core_api_timeout_ms=60_000) as (
+        url,
+        metrics,
+    ):
         core.hold()
         tasks = [
             asyncio.create_task(wide.get(f"{url}/calls.json?{AUTH}&sub_id=s{i}"))
             for i in range(200)
         ]
         await core.wait_in_flight(4)
-        await _until_in_flight(app, 200)  # everyone is queued at the gateway
+        await _until_in_flight(metrics, 200)  # everyone is queued at the gateway
         core.release()
         answers = await asyncio.gather(*tasks)
         metrics = (await wide.get(url + "/metrics")).text

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from gateway.sandbox.core_api.data import seed
+from gateway.sandbox.core_api.seeding import seed
 from tests.core_api.conftest import AUTH, ServeGateway
 
 _company = seed().by_company[1]

@@ -19,7 +19,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import Secret, Settings
-from gateway.rtb.ping import Ping
+from gateway.publisher import Ping
 from gateway.shield.base import Forward
 from gateway.upstream.answer import UpstreamAnswer
 from tests.support.ports import free_port

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.middleware import route_templates
-from gateway.rtb.ping import Ping
+from gateway.publisher import Ping
 from gateway.shield.base import Forward
 from gateway.upstream.answer import UpstreamAnswer
 from tests.observability.asgi import running

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.protect.ratelimit import MemoryBuckets, Rate
+from gateway.protect.ratelimit import MemoryBuckets
+from gateway.specs import Rate
 
 
 class Clock:

@@ -6,9 +6,10 @@ import pytest
 
 from gateway.config import ConfigError, Settings
 from gateway.errors import GatewayError
-from gateway.protect.allowlist import KeyAllowList, read_keys_file, split_keys
+from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
-from gateway.protect.ratelimit import MemoryBuckets, Rate, parse_limits, parse_rate
+from gateway.protect.ratelimit import MemoryBuckets
+from gateway.specs import Rate, parse_limits, parse_rate, read_keys_file, split_keys
 
 
 class Clock:

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError
-from gateway.rtb.ping import MAX_TAGS, Ping, parse_ping
+from gateway.publisher import Ping
+from gateway.rtb.ping import MAX_TAGS, parse_ping
 
 CONTENT_TYPES = st.sampled_from(
     [None, "application/json", "application/x-www-form-urlencoded", "text/plain", ""]

@@ -13,9 +13,9 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from gateway.errors import GatewayError, upstream_unavailable
+from gateway.errors import BadGateway, GatewayError
 from gateway.metrics import Metrics
-from gateway.rtb.ping import Ping
+from gateway.publisher import Ping
 from gateway.shield.breaker import Breaker
 from gateway.shield.keys import ping_digest
 from gateway.shield.memory import MemoryShieldStore
@@ -114,7 +114,7 @@ async def pair(request: pytest.FixtureRequest, redis_server: RedisServer) -> Asy
 
 async def test_waiters_of_a_failed_lease_get_the_same_error(pair: Pair) -> None:
     a, b = pair.a, pair.b
-    upstream = Upstream(upstream_unavailable("rtb", "connection refused or unreachable"))
+    upstream = Upstream(BadGateway("rtb", "connection refused or unreachable"))
     leader = asyncio.create_task(a.answer(PING, deadline_in(10), upstream))
     await upstream.called.wait()
     waiters = [asyncio.create_task(b.answer(PING, deadline_in(10), upstream)) for _ in range(20)]
@@ -260,7 +260,7 @@ async def test_unreachable_redis_fails_open_then_bypasses() -> None:
 
 async def test_in_process_store_coalesces_and_relays_like_redis() -> None:
     shield = StoreShield(MemoryShieldStore(100))
-    upstream = Upstream(upstream_unavailable("rtb", "connection reset"))
+    upstream = Upstream(BadGateway("rtb", "connection reset"))
     tasks = [asyncio.create_task(shield.answer(PING, deadline_in(10), upstream)) for _ in range(50)]
     await upstream.called.wait()
     upstream.gate.set()

@@ -127,13 +127,6 @@ def tag_values(ids: Iterator[int], tag_list: str) -> list[Record]:
     return found
 
 
-def seed() -> CoreData:
-    """The seeded data, as :func:`.seeding.seed` builds it (importable from here too)."""
-    from gateway.sandbox.core_api.seeding import seed as build
-
-    return build()
-
-
 def inherited_settings(campaign: Record) -> Record:
     """A number's routing fields when it uses its campaign's settings, marked inherited
     (the shape the reference shows for ``uses_campaign_settings: true``)."""

@@ -15,7 +15,7 @@ from urllib.parse import unquote_to_bytes
 
 from starlette.types import Scope
 
-from gateway.errors import GatewayError
+from gateway.errors import InvalidQuery
 
 MAX_AUTHORIZATION_BYTES = 4096
 
@@ -29,11 +29,7 @@ def authorization_of(scope: Scope) -> str | None:
     if found is None:
         return None
     if len(found) > MAX_AUTHORIZATION_BYTES:
-        raise GatewayError(
-            400,
-            "invalid_request",
-            f"the Authorization header is over {MAX_AUTHORIZATION_BYTES} bytes",
-        )
+        raise InvalidQuery(f"the Authorization header is over {MAX_AUTHORIZATION_BYTES} bytes")
     return found.decode("latin-1")
 
 

@@ -1,0 +1,39 @@
+"""``gateway``'s parser and dispatch: the console script and ``python -m gateway``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.cli import calls, check_config, sandbox, serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="rtb-gateway: a front door for Retreaver RTB pings."
+    )
+    parser.add_argument("--version", action="version", version=f"rtb-gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve.add_arguments(sub.add_parser("serve", help="run the gateway"))
+    sandbox.add_arguments(sub.add_parser("sandbox", help="run only the Retreaver sandbox"))
+    sub.add_parser("check-config", help="print the effective configuration, secrets masked")
+    calls_parser = sub.add_parser("calls", help="work with the Core API's call log")
+    calls_sub = calls_parser.add_subparsers(dest="calls_command", required=True)
+    calls.add_arguments(
+        calls_sub.add_parser(
+            "export", help="every call in a date range as NDJSON or CSV (paged, resumable)"
+        )
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "sandbox":
+        return sandbox.run(args)
+    if args.command == "calls":
+        return calls.run(args)
+    if args.command == "check-config":
+        return check_config.run(args)
+    return serve.run(args)
