@@ -21,7 +21,6 @@ apart), and ``sandbox_status=NNN`` steers the answer as it does for pings.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -29,23 +28,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.sandbox.core_api.postback import POSTBACK_KEYS
-from gateway.sandbox.rtb import _fields, _json, _state, _steer
+from gateway.sandbox.rtb import _fields, _json, _received, _state
 
 _NOT_TAGS = frozenset({"key", "caller_number", "call_uuid"})
 
 
 async def _write(request: Request, fields: dict[str, Any]) -> Response:
     state = _state(request)
-    state.record(
-        {
-            "method": request.method,
-            "path": "/data_writing",
-            "fields": fields,
-            "content_type": request.headers.get("content-type"),
-            "at": time.time(),
-        }
-    )
-    steered = await _steer(fields, state.config)
+    steered = await _received(request, "/data_writing", fields)
     if steered is not None:
         return steered
     key = POSTBACK_KEYS.get(str(fields.get("key", "")))

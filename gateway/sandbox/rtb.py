@@ -105,19 +105,26 @@ async def _steer(fields: dict[str, Any], config: dict[str, Any]) -> Response | N
     return None
 
 
-async def create_rtb(request: Request) -> Response:
+async def _received(request: Request, path: str, fields: dict[str, Any]) -> Response | None:
+    """Record a publisher request for ``/_sandbox/requests``, then apply the steering
+    fields and knobs: the steered answer, or None to answer normally."""
     state = _state(request)
-    fields = await _fields(request)
     state.record(
         {
-            "method": "POST",
-            "path": "/rtbs.json",
+            "method": request.method,
+            "path": path,
             "fields": fields,
             "content_type": request.headers.get("content-type"),
             "at": time.time(),
         }
     )
-    steered = await _steer(fields, state.config)
+    return await _steer(fields, state.config)
+
+
+async def create_rtb(request: Request) -> Response:
+    state = _state(request)
+    fields = await _fields(request)
+    steered = await _received(request, "/rtbs.json", fields)
     if steered is not None:
         return steered
     # No caller_number is fine: Retreaver lets some postback keys bid without one.
