@@ -51,6 +51,7 @@ from typing import Any
 from gateway.errors import GatewayError, UpstreamTimeout
 from gateway.metrics import Metrics
 from gateway.publisher import Ping
+from gateway.redis import Breaker
 from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, RESULTS
 from gateway.shield.base import (
     FOUND,
@@ -61,7 +62,6 @@ from gateway.shield.base import (
     StoreUnavailable,
     marked,
 )
-from gateway.shield.breaker import Breaker
 from gateway.shield.entry import Entry, confirmed_answer, make_entry
 from gateway.shield.keys import index_digest, ping_digest
 from gateway.shield.memory import wall_ms

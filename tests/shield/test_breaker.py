@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.shield.breaker import Breaker
+from gateway.redis import Breaker
 
 
 class Clock:

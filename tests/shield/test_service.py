@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from gateway.errors import BadGateway, GatewayError
 from gateway.metrics import Metrics
 from gateway.publisher import Ping
-from gateway.shield.breaker import Breaker
+from gateway.redis import Breaker
 from gateway.shield.keys import ping_digest
 from gateway.shield.memory import MemoryShieldStore
 from gateway.shield.redis import RedisShieldStore
