@@ -1,8 +1,10 @@
 """Why an upstream call failed, in words fit for a client's error body.
 
-Shared by the RTB and Core API clients: the one table that translates aiohttp's (and the
-socket's) errors into the words of a ``502 bad_gateway``. Never the exception's own text:
-aiohttp puts the URL in it, and a Core API URL carries the client's ``api_key``.
+The Core API client's table, translating aiohttp's (and the socket's) errors into the
+words of a ``502 bad_gateway``; the RTB client's own failures
+(:class:`gateway.upstream.http1.HttpFailure`) carry their words themselves, the same
+ones for the same failures. Never the exception's own text: aiohttp puts the URL in it,
+and a Core API URL carries the client's ``api_key``.
 """
 
 from __future__ import annotations
