@@ -22,6 +22,10 @@ Measured on uvicorn 0.54 + httptools 0.9 (tests/protect/test_connection.py shows
   and is closed at once, so descriptors stay for clients that send requests;
 - the parser's own refusals (malformed HTTP) answer ``400 bad_request`` as JSON.
 
+It also writes each answer's head and the start of its body in one ``transport.write``
+(:class:`_HeadHeld`): uvicorn writes them separately, which costs a second syscall and,
+with ``TCP_NODELAY``, a second segment on every ping.
+
 The limits are class attributes set once per process by :func:`configure` (from
 ``server.py``, before serving; every ``--workers`` process does the same), because
 uvicorn constructs protocols itself.
@@ -70,6 +74,48 @@ LINGER_BYTES = 256 * 1024
 
 class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; the answer is already chosen."""
+
+
+class _HeadHeld:
+    """The cycle's transport, holding the response head until the first body write.
+
+    Only the head is held: a ``100 Continue`` (written before the response starts) and
+    every later write go straight through. uvicorn writes a body (``b""`` for 204, 304
+    and empty answers) after every head except a HEAD request's, which is never held;
+    an answer abandoned after its head is flushed when uvicorn closes the transport.
+    """
+
+    __slots__ = ("_cycle", "_head", "_seen_head", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._seen_head = False
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif not self._seen_head and self._cycle.response_started:
+            self._seen_head = True
+            self._head = data
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -153,6 +199,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_done = True
         super().on_headers_complete()
+        cycle = self.cycle
+        # Not for HEAD: uvicorn writes no body after its head, so nothing would send it.
+        if (
+            cycle is not None
+            and cycle.transport is self.transport
+            and self.scope["method"] != "HEAD"
+        ):
+            cycle.transport = _HeadHeld(self.transport, cycle)
 
     def on_message_complete(self) -> None:
         self._disarm()
