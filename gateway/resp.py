@@ -6,13 +6,16 @@ reader and writer); this client costs a fraction of that (figures in note12 and 
 README's Performance section). redis-py stays the client for everything else (pub/sub,
 rate limits, the lookup cache, the cluster slot map): this module only runs scripts.
 
-- **One connection per Redis node, pipelined.** Every caller writes its command at once
-  on the one connection, without waiting for earlier replies; replies come back in
-  order and are matched to their callers first in, first out, so no pool, no lock and
-  no checkout per command. Replies are parsed by ``hiredis``. Batching the writes of one
-  event-loop iteration into one (ioredis' ``enableAutoPipelining``, rueidis) was
-  measured and lost here: ~200 µs more CPU per forward and more timeouts on a busy box
-  (note12), so each command goes out as it is issued (uvloop writes at once).
+- **One connection per Redis node, auto-pipelined.** Callers never wait for earlier
+  replies: commands issued in one event-loop iteration are written together, in one
+  ``write`` at the start of the next (ioredis' ``enableAutoPipelining``, rueidis), and
+  replies come back in order and are matched to their callers first in, first out, so
+  no pool, no lock and no checkout per command. Replies are parsed by ``hiredis``. A
+  write to a loopback socket costs more CPU than anything else this client does (the
+  kernel delivers the segment and wakes Redis inside the ``write``); one per iteration
+  instead of one per command took ~10-15% off a forwarded ping in
+  ``loadtests/pathbench.py`` (notes/shield.md; an earlier try at this, on a busy box
+  under ``wrk``, had measured it worse, note12).
 - **Every call has a deadline** (``timeout_s``, ``GATEWAY_REDIS_TIMEOUT_MS``), kept by
   one watchdog timer per connection rather than one timer per call (replies arrive in
   order, so the oldest outstanding command is always the first to be late). A late
@@ -83,6 +86,8 @@ class _Connection(asyncio.Protocol):
         self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
+        # Commands issued in this turn of the loop, written together early in the next.
+        self._out: list[bytes] = []
         self._grace = False
         # A connection whose oldest command is this old without a reply is given up.
         self._dead_s = max(1.0, 4 * timeout_s)
@@ -123,8 +128,17 @@ class _Connection(asyncio.Protocol):
         if not pending and self._watchdog is None:
             self._watchdog = self._loop.call_at(self._loop.time() + self._timeout_s, self._watch)
         pending.append((fut, self._loop.time()))
-        self._transport.write(packed)  # type: ignore[union-attr]
+        out = self._out
+        out.append(packed)
+        if len(out) == 1:
+            self._loop.call_soon(self._flush)
         return fut
+
+    def _flush(self) -> None:
+        """Write what this iteration's callers sent (``_fail`` empties it first)."""
+        out, self._out = self._out, []
+        if out and not self.closed:
+            self._transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
 
     def _watch(self) -> None:
         """Fail the calls whose deadline has passed; drop a connection nothing answers."""
@@ -171,6 +185,7 @@ class _Connection(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         pending, self._pending = self._pending, deque()
+        self._out = []
         kind = LinkTimeout if timed_out else LinkError
         for fut, _ in pending:
             if not fut.done():

@@ -16,8 +16,9 @@ open.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from gateway.errors import GatewayError
 from gateway.publisher import Ping
@@ -75,8 +76,10 @@ RELAYED = 4  # the holder we waited for gave up with an answer not fit to store
 RELAY_TTL_MS = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(msgspec.Struct, frozen=True, gc=False):
+    """What ``acquire`` found: one per store call, so a struct (cheap to build, never
+    in a cycle) rather than a frozen dataclass."""
+
     kind: int
     entry: Entry | None = None
     holder: str = ""

@@ -45,8 +45,9 @@ import itertools
 import logging
 import os
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from gateway.errors import GatewayError, UpstreamTimeout
 from gateway.metrics import Metrics
@@ -73,12 +74,12 @@ log = logging.getLogger("gateway.shield")
 LEASE_MARGIN_MS = 250
 
 
-@dataclass(frozen=True, slots=True)
-class _Settled:
+class _Settled(msgspec.Struct, frozen=True):
     """How a lead request ended: its own answer (or error) and what its followers get.
 
     ``repeat`` is ``None`` when the leader gave up without an answer (it was waiting and
-    its own deadline came first): followers then try again themselves.
+    its own deadline came first): followers then try again themselves. One per lead
+    request, so a struct: a frozen dataclass's ``__init__`` costs ten times as much.
     """
 
     first: UpstreamAnswer | None
