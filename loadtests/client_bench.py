@@ -43,6 +43,7 @@ guessed.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import importlib.metadata
@@ -86,8 +87,9 @@ HTTPX = "httpx"
 HTTPX_SNIFFIO = "httpx+sniffio"
 HTTPX_AIOHTTP = "httpx-aiohttp"
 AIOHTTP = "aiohttp"
-ALL_VARIANTS = (BASELINE, HTTPX, HTTPX_SNIFFIO, HTTPX_AIOHTTP, AIOHTTP)
-FORWARDERS = frozenset({HTTPX, HTTPX_SNIFFIO, HTTPX_AIOHTTP, AIOHTTP})
+LEAN = "http1"  # gateway/upstream/http1.py, the gateway's own RTB client
+ALL_VARIANTS = (BASELINE, HTTPX, HTTPX_SNIFFIO, HTTPX_AIOHTTP, AIOHTTP, LEAN)
+FORWARDERS = frozenset({HTTPX, HTTPX_SNIFFIO, HTTPX_AIOHTTP, AIOHTTP, LEAN})
 
 DESCRIPTIONS = {
     BASELINE: "uvicorn+Starlette, static body, no forward",
@@ -95,6 +97,7 @@ DESCRIPTIONS = {
     HTTPX_SNIFFIO: "same, with sniffio installed (uv --with)",
     HTTPX_AIOHTTP: "httpx.AsyncClient over httpx_aiohttp.AiohttpTransport",
     AIOHTTP: "aiohttp.ClientSession directly",
+    LEAN: "gateway.upstream.http1 (pooled keep-alive, pre-built head, httptools parser)",
 }
 
 # wrk's Lua: POST the ping and print one machine-readable summary line at the end,
@@ -191,6 +194,20 @@ def build_app(variant: str, upstream_url: str, pool_size: int) -> Any:
         elif variant == AIOHTTP:
             async with _aiohttp_session(pool_size) as session:
                 yield {"client": session}
+        elif variant == LEAN:
+            from gateway.upstream.http1 import Origin, Pool
+
+            origin, _, path = upstream_url.partition("://")[2].partition("/")
+            pool = Pool(Origin("http://" + origin, "client-bench"), max_connections=pool_size)
+            head = pool.origin.head(
+                "POST",
+                "/" + path,
+                b"".join(f"{k}: {v}\r\n".encode() for k, v in FORM_HEADERS.items()),
+            )
+            try:
+                yield {"client": (pool, head)}
+            finally:
+                await pool.close()
         else:
             raise ValueError(f"unknown variant {variant!r}")
 
@@ -216,8 +233,19 @@ def build_app(variant: str, upstream_url: str, pool_size: int) -> Any:
             payload = await upstream.read()
             return Response(payload, status_code=upstream.status, media_type="application/json")
 
+    async def via_http1(request: Request) -> Response:
+        """Forward with the gateway's lean HTTP/1.1 client; return the upstream's body."""
+        from gateway.upstream.http1 import content_length
+
+        body = await request.body()
+        pool, head = request.state.client
+        async with asyncio.timeout(UPSTREAM_TIMEOUT_S):
+            upstream = await pool.send(head + content_length(body) + body, 1 << 20)
+        return Response(upstream.body, status_code=upstream.status, media_type="application/json")
+
     endpoint = {
         BASELINE: static,
+        LEAN: via_http1,
         HTTPX: via_httpx,
         HTTPX_SNIFFIO: via_httpx,
         HTTPX_AIOHTTP: via_httpx,
