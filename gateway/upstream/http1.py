@@ -13,8 +13,8 @@ What it keeps of a careful client:
 
 - **One pool per origin**, connections reused most-recent-first (the warmest socket is
   the least likely to have been closed by the peer), idle ones dropped after
-  ``keepalive_s``, at most ``max_connections`` open or opening (callers beyond it wait,
-  under their own deadline).
+  ``keepalive_s`` or a second before the peer's own ``Keep-Alive: timeout``, at most
+  ``max_connections`` open or opening (callers beyond it wait, under their own deadline).
 - **No retries, ever.** A connection whose exchange did not end cleanly (timeout,
   cancellation, a reset, a parse error, an answer over the limit) is aborted, never
   pooled: an unread rest must not be mistaken for the next answer.
@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import socket
 import ssl
 import time
@@ -47,6 +48,14 @@ import httptools
 from gateway.upstream.answer import AnswerTooLarge
 
 DEFAULT_KEEPALIVE_S = 30.0
+KEEPALIVE_MARGIN_S = 1.0
+_KEEPALIVE_TIMEOUT = re.compile(rb"(?:^|[,;\s])timeout\s*=\s*(\d{1,9})", re.IGNORECASE)
+
+
+def _keepalive_timeout(value: bytes) -> float | None:
+    """``timeout=N`` of a ``Keep-Alive`` header, in seconds (None when absent)."""
+    match = _KEEPALIVE_TIMEOUT.search(value)
+    return float(match.group(1)) if match else None
 
 
 class HttpFailure(Exception):
@@ -144,7 +153,8 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.idle_since = 0.0
+        self.reuse_until = 0.0  # on the monotonic clock: not handed out from then on
+        self.keepalive_hint: float | None = None  # the peer's ``Keep-Alive: timeout=N``
         self.lost: asyncio.Future[None] = pool.loop.create_future()
         self._waiter: asyncio.Future[RawAnswer] | None = None
         self._limit = 0
@@ -214,6 +224,8 @@ class _Connection(asyncio.Protocol):
             self._content_type = value.decode("utf-8", "surrogateescape")
         elif lowered == b"content-length":
             self._length = int(value)  # llhttp has already refused a malformed one
+        elif lowered == b"keep-alive":
+            self.keepalive_hint = _keepalive_timeout(value)
         elif lowered == b"content-encoding":
             self._encoding = value.decode("latin-1").strip().lower()
         elif lowered == b"transfer-encoding":
@@ -356,7 +368,7 @@ class Pool:
         finally:
             if conn is not None:
                 if reusable and not self._closed:
-                    conn.idle_since = time.monotonic()
+                    conn.reuse_until = time.monotonic() + self._idle_limit(conn)
                     self._idle.append(conn)
                 else:
                     conn.abort()
@@ -383,18 +395,25 @@ class Pool:
         idle = self._idle
         if not idle:
             return None
-        fresh_after = time.monotonic() - self._keepalive_s
+        now = time.monotonic()
         while idle:
             conn = idle.pop()
-            if not conn.closed and conn.idle_since >= fresh_after:
+            if not conn.closed and now < conn.reuse_until:
                 return conn
             conn.abort()
-            if conn.idle_since < fresh_after:
-                # Idle longest at the front: if this one went stale, so did they.
-                for old in idle:
-                    old.abort()
-                idle.clear()
         return None
+
+    def _idle_limit(self, conn: _Connection) -> float:
+        """How long ``conn`` may sit idle: ours, or less when the peer said it closes sooner.
+
+        A peer that announces ``Keep-Alive: timeout=5`` (Node's default) closes an idle
+        connection after 5 s; a ping written onto it as it closes is lost without an
+        answer, and a POST is never retried. So such a connection retires a second early.
+        """
+        hint = conn.keepalive_hint
+        if hint is None:
+            return self._keepalive_s
+        return min(self._keepalive_s, hint - KEEPALIVE_MARGIN_S)
 
     async def _connect(self) -> _Connection:
         origin = self.origin

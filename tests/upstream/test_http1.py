@@ -31,6 +31,7 @@ from gateway.upstream.http1 import (
     Reset,
     TlsFailed,
     Unreadable,
+    _keepalive_timeout,
     request_bytes,
 )
 
@@ -446,3 +447,32 @@ async def test_https_verifies_the_upstream_and_keeps_the_connection(
         await untrusting.close()
     assert [a.status for a in answers] == [200] * 3
     assert up.connections == 1  # one for three answers; the refused handshake never got in
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (b"timeout=5, max=1000", 5.0),
+        (b"max=100, timeout=7", 7.0),
+        (b"Timeout = 3", 3.0),
+        (b"max=100", None),
+        (b"xtimeout=9", None),
+    ],
+)
+def test_the_peers_keep_alive_timeout_is_read(header: bytes, seconds: float | None) -> None:
+    assert _keepalive_timeout(header) == seconds
+
+
+@pytest.mark.parametrize(("timeout", "connections"), [(b"1", 2), (b"600", 1)])
+async def test_a_connection_retires_before_the_peers_keep_alive_timeout(
+    timeout: bytes, connections: int
+) -> None:
+    """``timeout=1`` leaves no safe idle time (a second's margin): the next ping gets a new
+    connection; ``timeout=600`` is longer than our own 30 s, which then rules."""
+    reply = answer(b"{}", b"Keep-Alive: timeout=" + timeout + b", max=1000")
+    async with upstream(keep_answering(reply)) as up:
+        pool = pool_for(up)
+        await pool.send(ping(pool), LIMIT)
+        await pool.send(ping(pool), LIMIT)
+        await pool.close()
+    assert up.connections == connections
