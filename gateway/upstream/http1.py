@@ -137,7 +137,12 @@ def request_bytes(origin: Origin, method: str, path: str, body: bytes | None) ->
     if body is None:
         extra = b"Content-Length: 0\r\n" if method in _BODY_METHODS else b""
         return origin.head(method, path, _ACCEPT_JSON + extra) + b"\r\n"
-    return origin.head(method, path, _JSON_BODY) + content_length(body) + body
+    return json_head(origin, method, path) + content_length(body) + body
+
+
+def json_head(origin: Origin, method: str, path: str) -> bytes:
+    """The head of a JSON request up to its ``Content-Length``: built once for a hot route."""
+    return origin.head(method, path, _JSON_BODY)
 
 
 def content_length(body: bytes) -> bytes:

@@ -42,7 +42,14 @@ from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.protect.breaker import CircuitBreaker
 from gateway.upstream.answer import AnswerTooLarge, UpstreamAnswer, content_type_for
 from gateway.upstream.failures import too_large
-from gateway.upstream.http1 import HttpFailure, Origin, Pool, content_length, request_bytes
+from gateway.upstream.http1 import (
+    HttpFailure,
+    Origin,
+    Pool,
+    content_length,
+    json_head,
+    request_bytes,
+)
 
 DATA_WRITING = "data_writing"
 
@@ -71,9 +78,7 @@ class RtbClient:
         self._observe_data = observe_data_writing
         self.breaker = breaker
         # Built once: a reservation is this head, its length and the body, in one write.
-        self._reserve_head = self._rtb.head(
-            "POST", "/rtbs.json", b"Content-Type: application/json\r\nAccept: application/json\r\n"
-        )
+        self._reserve_head = json_head(self._rtb, "POST", "/rtbs.json")
         self._observe = observe
         self._max_connections = max_connections
         self._max_answer_bytes = max_answer_bytes
