@@ -28,6 +28,7 @@ from gateway.upstream.http1 import (
     Malformed,
     Origin,
     Pool,
+    RawAnswer,
     Reset,
     TlsFailed,
     Unreadable,
@@ -136,6 +137,16 @@ def ping(pool: Pool, body: bytes = b'{"caller_number":"+12125550123"}') -> bytes
     return request_bytes(pool.origin, "POST", "/rtbs.json", body)
 
 
+async def twice(handler: Handler) -> tuple[RawAnswer, RawAnswer, int]:
+    """Two pings in a row on one pool: both answers, and how many connections they took."""
+    async with upstream(handler) as up:
+        pool = pool_for(up)
+        first = await pool.send(ping(pool), LIMIT)
+        second = await pool.send(ping(pool), LIMIT)
+        await pool.close()
+    return first, second, up.connections
+
+
 async def test_a_request_is_the_head_the_upstream_expects_then_the_body() -> None:
     async with upstream(keep_answering()) as up:
         pool = pool_for(up)
@@ -211,13 +222,9 @@ async def test_a_chunked_answer_is_joined() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         b'5\r\n{"a":\r\n3\r\n"b"\r\n1\r\n}\r\n0\r\n\r\n'
     )
-    async with upstream(keep_answering(chunked)) as up:
-        pool = pool_for(up)
-        first = await pool.send(ping(pool), LIMIT)
-        second = await pool.send(ping(pool), LIMIT)
-        await pool.close()
+    first, second, connections = await twice(keep_answering(chunked))
     assert first.body == second.body == b'{"a":"b"}'
-    assert up.connections == 1
+    assert connections == 1
 
 
 @pytest.mark.parametrize(
@@ -273,45 +280,29 @@ async def test_an_encoding_it_cannot_read_is_refused() -> None:
 
 async def test_a_body_delimited_by_the_close_is_read_to_its_end_and_not_reused() -> None:
     http10 = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it"
-    async with upstream(once(http10)) as up:
-        pool = pool_for(up)
-        first = await pool.send(ping(pool), LIMIT)
-        second = await pool.send(ping(pool), LIMIT)
-        await pool.close()
+    first, second, connections = await twice(once(http10))
     assert first.body == second.body == b"all of it"
     assert first.content_type == "text/plain"
-    assert up.connections == 2
+    assert connections == 2
 
 
 async def test_connection_close_in_an_answer_is_honoured() -> None:
     reply = answer(b"{}", b"Connection: close")
-    async with upstream(once(reply, then_close=False)) as up:
-        pool = pool_for(up)
-        await pool.send(ping(pool), LIMIT)
-        await pool.send(ping(pool), LIMIT)
-        await pool.close()
-    assert up.connections == 2
+    _, _, connections = await twice(once(reply, then_close=False))
+    assert connections == 2
 
 
 async def test_an_unasked_second_answer_drops_the_connection() -> None:
-    async with upstream(keep_answering(answer() + answer(b'{"smuggled":1}'))) as up:
-        pool = pool_for(up)
-        first = await pool.send(ping(pool), LIMIT)
-        second = await pool.send(ping(pool), LIMIT)
-        await pool.close()
+    first, second, connections = await twice(keep_answering(answer() + answer(b'{"smuggled":1}')))
     assert first.body == second.body == b'{"ok":true}'
-    assert up.connections == 2
+    assert connections == 2
 
 
 async def test_an_interim_100_continue_is_skipped() -> None:
     reply = b"HTTP/1.1 100 Continue\r\n\r\n" + answer(status=b"201 Created")
-    async with upstream(keep_answering(reply)) as up:
-        pool = pool_for(up)
-        got = await pool.send(ping(pool), LIMIT)
-        again = await pool.send(ping(pool), LIMIT)
-        await pool.close()
+    got, again, connections = await twice(keep_answering(reply))
     assert (got.status, again.status) == (201, 201)
-    assert up.connections == 1
+    assert connections == 1
 
 
 async def test_garbage_is_a_malformed_response() -> None:
@@ -470,9 +461,5 @@ async def test_a_connection_retires_before_the_peers_keep_alive_timeout(
     """``timeout=1`` leaves no safe idle time (a second's margin): the next ping gets a new
     connection; ``timeout=600`` is longer than our own 30 s, which then rules."""
     reply = answer(b"{}", b"Keep-Alive: timeout=" + timeout + b", max=1000")
-    async with upstream(keep_answering(reply)) as up:
-        pool = pool_for(up)
-        await pool.send(ping(pool), LIMIT)
-        await pool.send(ping(pool), LIMIT)
-        await pool.close()
-    assert up.connections == connections
+    _, _, opened = await twice(keep_answering(reply))
+    assert opened == connections
