@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -37,7 +37,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 from redis.maint_notifications import MaintNotificationsConfig
 
-from gateway.resp import Arg, LinkError, Script, ScriptClient
+from gateway.resp import Arg, LinkError, Script, ScriptClient, raising
 
 log = logging.getLogger("gateway.redis")
 
@@ -199,23 +199,35 @@ class RedisSeam:
             if isinstance(self.client, Redis):  # a pool handed to Redis() is not closed with it
                 await self.client.connection_pool.disconnect()
 
-    async def run(
+    def run(
         self,
         operation: str,
         script: Script,
         keys: Sequence[str],
         args: Sequence[Arg],
         observe: Observer | None = None,
-    ) -> Any:
-        """One Lua script on the ping path's client (its deadline is the client's)."""
+    ) -> Coroutine[Any, Any, Any]:
+        """One Lua script on the ping path's client (its deadline is the client's).
+
+        Queued by the call, the reply awaited (``ScriptClient.run`` says why).
+        """
         started = time.perf_counter()
         try:
-            reply = await self._scripts.run(script, keys, args)
+            reply = self._scripts.run(script, keys, args)
+        except Exception as exc:
+            return raising(self._failed(operation, exc, started, observe))
+        return self._replied(operation, reply, started, observe)
+
+    async def _replied(
+        self, operation: str, reply: Awaitable[Any], started: float, observe: Observer | None
+    ) -> Any:
+        try:
+            value = await reply
         except Exception as exc:
             raise self._failed(operation, exc, started, observe) from None
         if observe is not None:
             observe("ok", time.perf_counter() - started)
-        return reply
+        return value
 
     async def call(
         self,

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import hiredis
@@ -302,13 +302,35 @@ class ScriptClient:
                 pool.connection_class(**pool.connection_kwargs), self._timeout_s
             )
 
-    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        """The script's reply; :class:`LinkError` when there is none to be had."""
+    def run(
+        self, script: Script, keys: Sequence[str], args: Sequence[Arg]
+    ) -> Coroutine[Any, Any, Any]:
+        """The script's reply, to await; :class:`LinkError` when there is none to be had.
+
+        Not a coroutine function: the command is queued on its node's open connection
+        by the call itself, so commands leave in the order of the calls, and before
+        anything the process writes after the call (the shield writes an answer only
+        after its store is queued). Without an open connection it is sent once the
+        awaited connect succeeds.
+        """
         packed = hiredis.pack_command((b"EVALSHA", script.sha, len(keys), *keys, *args))
         link = self._single
         if link is None:
-            link = self._link_for(keys[0])
-        fut = link.call(packed)
+            try:
+                link = self._link_for(keys[0])
+            except LinkError as exc:
+                return raising(exc)
+        return self._reply(link, link.call(packed), packed, script, keys, args)
+
+    async def _reply(
+        self,
+        link: _NodeLink,
+        fut: asyncio.Future[Any] | None,
+        packed: bytes,
+        script: Script,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+    ) -> Any:
         try:
             reply = await (fut if fut is not None else link.call_slow(packed))
         except LinkError:
@@ -435,3 +457,8 @@ class ScriptClient:
 
         self._refreshing = asyncio.ensure_future(refresh())
         self._refreshing.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+async def raising(exc: BaseException) -> Any:
+    """An awaitable that raises ``exc``: for a failure found before anything was queued."""
+    raise exc

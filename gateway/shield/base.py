@@ -114,7 +114,11 @@ class ShieldStore(Protocol):
     - An entry is never returned at or after its ``expires_ms`` (judged by the
       gateway's clock, passed in, not the store's).
     - ``store`` keeps the first entry written for a key (a late writer does not replace
-      it), then releases the lease if ``token`` still holds it and wakes waiters.
+      it), then releases the lease if ``token`` still holds it and wakes waiters. A
+      shared store queues the write on its connection when ``store`` is *called*, ahead
+      of anything the process writes after the call; the awaitable only reports how it
+      went. So a leaseholder can answer its client as soon as the store is on its way:
+      the client's repeat, wherever it lands, reaches Redis after the store.
     - ``release`` is compare-and-delete on ``token`` and may leave ``relayed`` for the
       waiters of that token only; new pings never see it.
     - ``wait`` returns when the entry appears, the holder relays, or the lease is gone
@@ -154,7 +158,7 @@ class ShieldStore(Protocol):
 
     async def renew(self, digest: str, token: str, lease_ms: int) -> bool: ...
 
-    async def store(self, digest: str, token: str, entry: Entry, index: str) -> None: ...
+    def store(self, digest: str, token: str, entry: Entry, index: str) -> Awaitable[None]: ...
 
     async def release(self, digest: str, token: str, relayed: UpstreamAnswer | None) -> None: ...
 

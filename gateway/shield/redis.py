@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from gateway.redis import FAILURES, RedisSeam, build_client
@@ -194,7 +194,8 @@ class RedisShieldStore:
             )
         )
 
-    async def store(self, digest: str, token: str, entry: Entry, index: str) -> None:
+    def store(self, digest: str, token: str, entry: Entry, index: str) -> Coroutine[Any, Any, None]:
+        """Queued on the connection by the call; awaiting gives the outcome (see base.py)."""
         ttl_ms = max(entry.expires_ms - self._clock_ms(), 1)
         answer_key, lease, _, waiters = shield_keys(digest)
         keys = [answer_key, lease, waiters]
@@ -220,16 +221,12 @@ class RedisShieldStore:
             self._observers["store"],
         )
         if not (index and self._cluster):
-            await stored
-            return
+            return _outcome(stored)
         # In a cluster the index lives in another slot: written alongside, not after.
         indexed = self._seam.call(
             "index", self._client.set(index_key(index), digest, px=ttl_ms), self._observers["index"]
         )
-        results = await asyncio.gather(stored, indexed, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        return _outcomes(stored, indexed)
 
     async def release(self, digest: str, token: str, relayed: UpstreamAnswer | None) -> None:
         _, lease, relay, waiters = shield_keys(digest)
@@ -331,3 +328,14 @@ class RedisShieldStore:
             self._wakeups.wake(digest)
         elif kind == b"i" and self._events is not None:
             self._events.invalidate(digest)
+
+
+async def _outcome(call: Awaitable[Any]) -> None:
+    await call
+
+
+async def _outcomes(*calls: Awaitable[Any]) -> None:
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -18,6 +18,8 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._replying = asyncio.Event()  # the target-to-client direction alone
+        self._replying.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -36,6 +38,13 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._flowing.set()
+
+    def hold_replies(self) -> None:
+        """Keep what the target sends (held, not dropped); requests still reach it."""
+        self._replying.clear()
+
+    def release_replies(self) -> None:
+        self._replying.set()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -70,7 +79,9 @@ class TcpProxy:
             writers.append(up_writer)
             self._writers.add(up_writer)
             await asyncio.gather(
-                self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True
+                self._pump(reader, up_writer),
+                self._pump(up_reader, writer, self._replying),
+                return_exceptions=True,
             )
         finally:
             for w in writers:
@@ -78,7 +89,12 @@ class TcpProxy:
                 w.close()
             self._tasks.discard(task)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        direction: asyncio.Event | None = None,
+    ) -> None:
         try:
             while True:
                 await self._flowing.wait()
@@ -86,6 +102,8 @@ class TcpProxy:
                 if not data:
                     break
                 await self._flowing.wait()  # read just before the blackhole: hold it
+                if direction is not None:
+                    await direction.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
