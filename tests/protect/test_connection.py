@@ -121,6 +121,23 @@ async def test_kept_alive_connection_outlives_the_request_timeout() -> None:
     assert refusals == []
 
 
+async def test_a_later_requests_timeout_counts_from_its_own_first_byte() -> None:
+    # One timer per connection follows the deadline; the earlier request's must not fire.
+    async with serve_guarded(APP, request_timeout_s=1.0) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(reader.readuntil(b'{"ok":true}'), 20)
+        await asyncio.sleep(0.6)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        await asyncio.sleep(0.6)  # past the first request's deadline, within this one's
+        writer.write(b"\r\n")
+        second = await asyncio.wait_for(reader.readuntil(b'{"ok":true}'), 20)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200")
+    assert second.startswith(b"HTTP/1.1 200")
+    assert refusals == []
+
+
 async def test_oversized_headers_get_431() -> None:
     async with serve_guarded(APP, max_head_bytes=4096) as (port, refusals):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
