@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.redis import FAILURES, RedisSeam, build_client
@@ -194,7 +194,7 @@ class RedisShieldStore:
             )
         )
 
-    def store(self, digest: str, token: str, entry: Entry, index: str) -> Coroutine[Any, Any, None]:
+    def store(self, digest: str, token: str, entry: Entry, index: str) -> Awaitable[object]:
         """Queued on the connection by the call; awaiting gives the outcome (see base.py)."""
         ttl_ms = max(entry.expires_ms - self._clock_ms(), 1)
         answer_key, lease, _, waiters = shield_keys(digest)
@@ -221,7 +221,7 @@ class RedisShieldStore:
             self._observers["store"],
         )
         if not (index and self._cluster):
-            return _outcome(stored)
+            return stored
         # In a cluster the index lives in another slot: written alongside, not after.
         indexed = self._seam.call(
             "index", self._client.set(index_key(index), digest, px=ttl_ms), self._observers["index"]
@@ -328,10 +328,6 @@ class RedisShieldStore:
             self._wakeups.wake(digest)
         elif kind == b"i" and self._events is not None:
             self._events.invalidate(digest)
-
-
-async def _outcome(call: Awaitable[Any]) -> None:
-    await call
 
 
 async def _outcomes(*calls: Awaitable[Any]) -> None:

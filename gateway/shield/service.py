@@ -328,7 +328,7 @@ class StoreShield:
                 exc.operation,
             )
 
-    async def _quietly(self, call: Awaitable[None]) -> None:
+    async def _quietly(self, call: Awaitable[object]) -> None:
         """Store writes after the answer is known: failures only feed the breaker."""
         try:
             await call
