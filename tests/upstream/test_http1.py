@@ -25,6 +25,7 @@ from gateway.upstream.http1 import (
     BrokenBody,
     ClosedEarly,
     ConnectFailed,
+    HttpFailure,
     Malformed,
     Origin,
     Pool,
@@ -145,6 +146,16 @@ async def twice(handler: Handler) -> tuple[RawAnswer, RawAnswer, int]:
         second = await pool.send(ping(pool), LIMIT)
         await pool.close()
     return first, second, up.connections
+
+
+async def failed(handler: Handler) -> tuple[HttpFailure, Upstream]:
+    """One ping on a new pool that must fail: the failure, and the upstream it reached."""
+    async with upstream(handler) as up:
+        pool = pool_for(up)
+        with pytest.raises(HttpFailure) as caught:
+            await pool.send(ping(pool), LIMIT)
+        await pool.close()
+    return caught.value, up
 
 
 async def test_a_request_is_the_head_the_upstream_expects_then_the_body() -> None:
@@ -269,13 +280,9 @@ async def test_an_answer_that_expands_past_the_limit_is_too_large_and_not_pooled
 
 
 async def test_an_encoding_it_cannot_read_is_refused() -> None:
-    reply = answer(b"\x1b\x00", b"Content-Encoding: br")
-    async with upstream(keep_answering(reply)) as up:
-        pool = pool_for(up)
-        with pytest.raises(Unreadable) as caught:
-            await pool.send(ping(pool), LIMIT)
-        await pool.close()
-    assert caught.value.words == "answer in a Content-Encoding the gateway cannot read"
+    failure, _ = await failed(keep_answering(answer(b"\x1b\x00", b"Content-Encoding: br")))
+    assert isinstance(failure, Unreadable)
+    assert failure.words == "answer in a Content-Encoding the gateway cannot read"
 
 
 async def test_a_body_delimited_by_the_close_is_read_to_its_end_and_not_reused() -> None:
@@ -306,12 +313,9 @@ async def test_an_interim_100_continue_is_skipped() -> None:
 
 
 async def test_garbage_is_a_malformed_response() -> None:
-    async with upstream(once(b"HTTX/9 what\r\n\r\n", then_close=False)) as up:
-        pool = pool_for(up)
-        with pytest.raises(Malformed) as caught:
-            await pool.send(ping(pool), LIMIT)
-        await pool.close()
-    assert caught.value.words == "malformed response"
+    failure, _ = await failed(once(b"HTTX/9 what\r\n\r\n", then_close=False))
+    assert isinstance(failure, Malformed)
+    assert failure.words == "malformed response"
 
 
 async def test_a_close_before_any_answer_and_a_short_body_say_which() -> None:
@@ -333,13 +337,10 @@ async def test_a_reset_is_a_reset() -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         w.transport.abort()
 
-    async with upstream(reset) as up:
-        pool = pool_for(up)
-        with pytest.raises((Reset, ClosedEarly)) as caught:
-            await pool.send(ping(pool), LIMIT)
-        await pool.close()
+    failure, up = await failed(reset)
     # A reset read as a plain close is acceptable; either way one request, no retry.
-    assert caught.value.words in ("connection reset", "connection closed before an answer")
+    assert isinstance(failure, Reset | ClosedEarly)
+    assert failure.words in ("connection reset", "connection closed before an answer")
     assert len(up.requests) == 1
 
 
