@@ -10,7 +10,7 @@
 # Build stage: uv installs the locked, non-dev dependencies and the project itself
 # (not editable) into /opt/venv. Runtime stage: the same Python base image, with only
 # that virtualenv copied in, running as an unprivileged user. The gateway is PID 1 (exec
-# form, no shell wrapper), so it receives SIGTERM itself and drains (CONTRACT.md §5).
+# form, no shell wrapper), so it receives SIGTERM itself and drains (docs: operations).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9

@@ -24,29 +24,29 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
 from gateway.config import Settings
-from gateway.core_api.cache import LookupCache, MemoryLookupCache, RedisLookupCache
-from gateway.core_api.endpoints import CoreApiEndpoints
-from gateway.core_api.lookups import Lookups, per_process_concurrency
+from gateway.coreapi.cache import LookupCache, MemoryLookupCache, RedisLookupCache
+from gateway.coreapi.client import CoreApiClient
+from gateway.coreapi.lookups import Lookups, per_process_concurrency
+from gateway.coreapi.mirror import CoreApiEndpoints
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
-from gateway.health import DrainState, Health
-from gateway.metrics import CONTENT_TYPE, Metrics
-from gateway.middleware import RequestMiddleware
+from gateway.observe.health import DrainState, Health
+from gateway.observe.metrics import CONTENT_TYPE, Metrics
+from gateway.observe.middleware import RequestMiddleware
+from gateway.observe.status import StatsEndpoint, status_endpoint
 from gateway.openapi import openapi_endpoint
+from gateway.ping.data_writing import DataWriting
+from gateway.ping.forwarder import RtbClient
+from gateway.ping.front_door import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.guard import Guard
 from gateway.protect.ratelimit import RateLimiter
+from gateway.protect.rules import parse_limits, read_keys_file, split_keys
 from gateway.protect.shedding import ProtectMiddleware
-from gateway.redis import Breaker, RedisSeam
-from gateway.rtb.data_writing import DataWriting
-from gateway.rtb.endpoints import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.shield.base import Shield
-from gateway.shield.memory import MemoryShieldStore
+from gateway.shield.memory_store import MemoryShieldStore
 from gateway.shield.service import StoreShield
-from gateway.specs import parse_limits, read_keys_file, split_keys
-from gateway.status import StatsEndpoint, status_endpoint
-from gateway.upstream.core_api import CoreApiClient
-from gateway.upstream.rtb import RtbClient
+from gateway.wire.redis import Breaker, RedisSeam
 
 log = logging.getLogger("gateway")
 
@@ -227,7 +227,7 @@ def build_shield(settings: Settings, metrics: Metrics, seam: RedisSeam | None = 
     if seam is None:
         store: Any = MemoryShieldStore(settings.shield_memory_max_entries)
     else:
-        from gateway.shield.redis import RedisShieldStore
+        from gateway.shield.redis_store import RedisShieldStore
 
         store = RedisShieldStore(seam, observe=metrics.observe_redis)
     return StoreShield(

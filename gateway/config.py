@@ -17,7 +17,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import msgspec
 
-from gateway.specs import parse_limits, read_keys_file, split_keys
+from gateway.protect.rules import parse_limits, read_keys_file, split_keys
 
 PREFIX = "GATEWAY_"
 
@@ -80,7 +80,7 @@ def mask_url(url: str) -> str:
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """The effective configuration. Defaults are the contract's (CONTRACT.md §2)."""
+    """The effective configuration. Defaults are the documented ones (docs: the settings reference)."""
 
     host: str = "0.0.0.0"
     port: int = 8080

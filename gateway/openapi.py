@@ -4,7 +4,7 @@ Written out by hand from the contract rather than inferred from handlers, becaus
 interesting part (fields that may come from the query *or* the body, the upstream's
 answer passed through unchanged, the gateway's own error shape) is not in any signature.
 The Core API lookups are generated from the allow-list table
-(``gateway.core_api.routes``), so the document cannot drift from what is served.
+(``gateway.coreapi.route_table``), so the document cannot drift from what is served.
 
 Pass-through answers are described as ``default`` responses: whatever status and body the
 upstream sent. Every answer the gateway makes itself is an :data:`ERROR` object.
@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway import __version__
-from gateway.core_api.routes import CHECK_ROUTES, PARAMS, READ_ROUTES, WRITE_ROUTES
+from gateway.coreapi.route_table import CHECK_ROUTES, PARAMS, READ_ROUTES, WRITE_ROUTES
 from gateway.shield.base import X_SHIELD
 
 _REF_ERROR = {"$ref": "#/components/schemas/Error"}

@@ -5,7 +5,7 @@ hot path, and the choice of client dominates it. httpx's default transport (http
 rescans its whole pool on every request (encode/httpcore #1035) and, with httpx 0.28,
 pays an extra failed ``import sniffio`` per lock when ``sniffio`` is not installed. The
 alternatives are httpx's API over the ``httpx-aiohttp`` transport, or aiohttp's client
-directly. DESIGN.md asks that the choice be decided by a benchmark whose numbers are
+directly. The choice is to be decided by a benchmark whose numbers are
 written down; this script is that benchmark, so anyone can rerun it on their box.
 
 What it does, in one run and with one harness for every variant:
@@ -87,7 +87,7 @@ HTTPX = "httpx"
 HTTPX_SNIFFIO = "httpx+sniffio"
 HTTPX_AIOHTTP = "httpx-aiohttp"
 AIOHTTP = "aiohttp"
-LEAN = "http1"  # gateway/upstream/http1.py, the gateway's own RTB client
+LEAN = "http1"  # gateway/wire/http1.py, the gateway's own RTB client
 ALL_VARIANTS = (BASELINE, HTTPX, HTTPX_SNIFFIO, HTTPX_AIOHTTP, AIOHTTP, LEAN)
 FORWARDERS = frozenset({HTTPX, HTTPX_SNIFFIO, HTTPX_AIOHTTP, AIOHTTP, LEAN})
 
@@ -97,7 +97,7 @@ DESCRIPTIONS = {
     HTTPX_SNIFFIO: "same, with sniffio installed (uv --with)",
     HTTPX_AIOHTTP: "httpx.AsyncClient over httpx_aiohttp.AiohttpTransport",
     AIOHTTP: "aiohttp.ClientSession directly",
-    LEAN: "gateway.upstream.http1 (pooled keep-alive, pre-built head, httptools parser)",
+    LEAN: "gateway.wire.http1 (pooled keep-alive, pre-built head, httptools parser)",
 }
 
 # wrk's Lua: POST the ping and print one machine-readable summary line at the end,
@@ -195,7 +195,7 @@ def build_app(variant: str, upstream_url: str, pool_size: int) -> Any:
             async with _aiohttp_session(pool_size) as session:
                 yield {"client": session}
         elif variant == LEAN:
-            from gateway.upstream.http1 import Origin, Pool
+            from gateway.wire.http1 import Origin, Pool
 
             origin, _, path = upstream_url.partition("://")[2].partition("/")
             pool = Pool(Origin("http://" + origin, "client-bench"), max_connections=pool_size)
@@ -235,7 +235,7 @@ def build_app(variant: str, upstream_url: str, pool_size: int) -> Any:
 
     async def via_http1(request: Request) -> Response:
         """Forward with the gateway's lean HTTP/1.1 client; return the upstream's body."""
-        from gateway.upstream.http1 import content_length
+        from gateway.wire.http1 import content_length
 
         body = await request.body()
         pool, head = request.state.client

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 
-from gateway.phone import _parsed_e164, to_e164
+from gateway.ping.phone import _parsed_e164, to_e164
 
 # US, Canadian and Caribbean area codes, as a mixed caller list would hold them.
 AREAS = ("212", "213", "305", "312", "404", "415", "512", "617", "702", "713", "416", "876")

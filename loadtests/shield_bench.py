@@ -1,7 +1,7 @@
 """How fast is a shielded repeat, with and without the near-cache?
 
 Why this exists: a repeat ping for a caller the shield already answered is the hot path
-the shield is for, and DESIGN.md measured a Redis round trip as the biggest single cost
+the shield is for, and a Redis round trip was measured as the biggest single cost
 of it. The near-cache (``GATEWAY_SHIELD_NEAR_CACHE_SIZE``) answers repeats from process
 memory instead; this script measures what that buys, two ways:
 
@@ -44,11 +44,11 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.publisher import Ping  # noqa: E402
-from gateway.shield.memory import MemoryShieldStore  # noqa: E402
-from gateway.shield.redis import RedisShieldStore  # noqa: E402
+from gateway.ping.requests import Ping  # noqa: E402
+from gateway.shield.memory_store import MemoryShieldStore  # noqa: E402
+from gateway.shield.redis_store import RedisShieldStore  # noqa: E402
 from gateway.shield.service import StoreShield  # noqa: E402
-from gateway.upstream.answer import UpstreamAnswer  # noqa: E402
+from gateway.wire.answer import UpstreamAnswer  # noqa: E402
 
 KEY = "7fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
 

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.sandbox.app import create_sandbox_app
+from gateway.sandbox.asgi import create_sandbox_app
 from tests.support.redis_server import RedisServer
 from tests.support.servers import serve_app
 

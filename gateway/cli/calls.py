@@ -46,7 +46,7 @@ from gateway.cli.export_state import (
     normalise_instant,
 )
 from gateway.cli.export_write import Progress, Writer
-from gateway.core_api.reports import parse_instant
+from gateway.coreapi.reports import parse_instant
 
 MAX_CONCURRENCY = 32
 

@@ -18,7 +18,7 @@ import httpx
 import msgspec
 
 from gateway.cli.export_state import ExportError, ExportOptions
-from gateway.upstream.core_api import retry_after_seconds
+from gateway.coreapi.client import retry_after_seconds
 
 MAX_ATTEMPTS = 5
 MAX_RETRY_AFTER_S = 60.0

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.core_api.reports import parse_instant
+from gateway.coreapi.reports import parse_instant
 
 STATE_VERSION = 1
 

@@ -13,8 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.logs import configure
-    from gateway.sandbox.app import create_sandbox_app
+    from gateway.observe.logs import configure
+    from gateway.sandbox.asgi import create_sandbox_app
 
     configure("text", "info")
     uvicorn.run(

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         return invalid(exc)
-    from gateway.server import serve
+    from gateway.wire.server import serve
 
     return serve(settings)
 

@@ -5,12 +5,12 @@ number per bucket, one Redis round trip per check, an exact ``Retry-After`` for 
 and a burst allowance without a window edge where twice the rate gets through.
 
 The spec format (``GATEWAY_RATE_LIMIT_PER_PUBLISHER``, ``GATEWAY_RATE_LIMIT_PER_KEY``) and
-its parser live in :mod:`gateway.specs`, below config.py that validates them.
+its parser live in :mod:`gateway.protect.rules`, below config.py that validates them.
 
 Where the count lives: with ``GATEWAY_REDIS_URL`` the bucket is one Redis key
 (``rtbgw:rl:{pub|key}:<hash>``, the name hashed so no key or unbounded id is stored in
 the clear) updated by one Lua script using the server's clock, so every replica shares
-it. The script runs on the Redis seam's ping-path client (``gateway/redis.py``). A Redis
+it. The script runs on the Redis seam's ping-path client (``gateway/wire/redis.py``). A Redis
 call that fails or takes longer than ``GATEWAY_REDIS_TIMEOUT_MS`` falls back to this
 replica's in-process bucket (limits then hold per replica), and the seam's breaker skips
 Redis for a moment after repeated failures, so an outage never adds more than a few
@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gateway.redis import RedisUnavailable
-from gateway.resp import Script
+from gateway.wire.redis import RedisUnavailable
+from gateway.wire.resp import Script
 
 if TYPE_CHECKING:
-    from gateway.redis import RedisSeam
+    from gateway.wire.redis import RedisSeam
 
-from gateway.specs import Rate, RateLimits
+from gateway.protect.rules import Rate, RateLimits
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ routes (``/healthz``, ``/readyz``, ``/metrics``) are never shed: an overloaded r
 must still be observable and must not be killed by its liveness probe.
 
 A query string over ``max_query_bytes`` gets ``414 uri_too_long`` here, whatever the
-server in front; the server's own head limits live in :mod:`gateway.protect.connection`.
+server in front; the server's own head limits live in :mod:`gateway.wire.protocol`.
 """
 
 from __future__ import annotations

@@ -21,11 +21,11 @@ from typing import Protocol
 import msgspec
 
 from gateway.errors import GatewayError
-from gateway.publisher import Ping
-from gateway.redis import RedisUnavailable
-from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, NONE
+from gateway.observe.results import BYPASS, COALESCED, ERROR, HIT, MISS, NONE
+from gateway.ping.requests import Ping
 from gateway.shield.entry import Entry
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.wire.answer import UpstreamAnswer
+from gateway.wire.redis import RedisUnavailable
 
 Forward = Callable[[], Awaitable[UpstreamAnswer]]
 
@@ -87,7 +87,7 @@ class Lookup(msgspec.Struct, frozen=True, gc=False):
 
 
 StoreUnavailable = RedisUnavailable
-"""A store call failed or timed out: the Redis seam's one error (``gateway/redis.py``)."""
+"""A store call failed or timed out: the Redis seam's one error (``gateway/wire/redis.py``)."""
 
 
 class StoreEvents(Protocol):

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.wire.answer import UpstreamAnswer
 
 SHIELD_FIELD = "retreaver_ping_shield"
 _FIELD_JSON = b'"retreaver_ping_shield":true}'

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
-from gateway.publisher import Ping
+from gateway.ping.requests import Ping
 
 _SHIELD_PERSON = b"rtbgw-shield-v1"
 _INDEX_PERSON = b"rtbgw-uuid-v1"

@@ -50,10 +50,9 @@ from typing import Any
 import msgspec
 
 from gateway.errors import GatewayError, UpstreamTimeout
-from gateway.metrics import Metrics
-from gateway.publisher import Ping
-from gateway.redis import Breaker
-from gateway.results import BYPASS, COALESCED, ERROR, HIT, MISS, RESULTS
+from gateway.observe.metrics import Metrics
+from gateway.observe.results import BYPASS, COALESCED, ERROR, HIT, MISS, RESULTS
+from gateway.ping.requests import Ping
 from gateway.shield.base import (
     FOUND,
     LEASED,
@@ -65,9 +64,10 @@ from gateway.shield.base import (
 )
 from gateway.shield.entry import Entry, confirmed_answer, make_entry
 from gateway.shield.keys import index_digest, ping_digest
-from gateway.shield.memory import wall_ms
+from gateway.shield.memory_store import wall_ms
 from gateway.shield.nearcache import NearCache
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.wire.answer import UpstreamAnswer
+from gateway.wire.redis import Breaker
 
 log = logging.getLogger("gateway.shield")
 

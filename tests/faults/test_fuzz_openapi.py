@@ -6,7 +6,7 @@ operation and derandomised so CI runs the same examples every time. Every answer
 non-5xx and conform to the document (status, content type, headers, body schema).
 
 The other half of item 9, hypothesis properties, lives beside the code it tests: ping
-parsing (tests/rtb/test_ping_properties.py), phone numbers (tests/test_phone.py), shield
+parsing (tests/ping/test_ping_properties.py), phone numbers (tests/ping/test_phone.py), shield
 expiry (tests/shield/test_memory_store.py) and rate limiting
 (tests/protect/test_ratelimit_properties.py).
 """

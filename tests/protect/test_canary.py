@@ -1,5 +1,5 @@
 """The secret canary through every protection's refusal (extends
-tests/observability/test_canary.py, which covers the routes and upstream failures).
+tests/observe/test_canary.py, which covers the routes and upstream failures).
 
 The canary is an RTB key refused by the allow-list, rate limited (with its counters in
 Redis) and refused by an open breaker; it must appear in no answer, header, log record,

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.protect.ratelimit import MemoryBuckets
-from gateway.specs import Rate
+from gateway.protect.rules import Rate
 
 
 class Clock:

@@ -9,7 +9,7 @@ from gateway.errors import GatewayError
 from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.ratelimit import MemoryBuckets
-from gateway.specs import Rate, parse_limits, parse_rate, read_keys_file, split_keys
+from gateway.protect.rules import Rate, parse_limits, parse_rate, read_keys_file, split_keys
 
 
 class Clock:

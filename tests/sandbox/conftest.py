@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest_asyncio
 
-from gateway.sandbox.app import create_sandbox_app
-from gateway.sandbox.core_api.data import CompanyData
-from gateway.sandbox.core_api.seeding import seed
+from gateway.sandbox.api.data import CompanyData
+from gateway.sandbox.api.seeding import seed
+from gateway.sandbox.asgi import create_sandbox_app
 from tests.support.servers import serve_app
 
 KEY = "woofwoofwoof"

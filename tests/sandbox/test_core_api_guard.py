@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.sandbox.core_api.state import CoreApiState
+from gateway.sandbox.api.state import CoreApiState
 from tests.sandbox.conftest import AUTH, parse_xml
 
 

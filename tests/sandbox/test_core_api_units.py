@@ -6,10 +6,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from gateway.sandbox.core_api.paging import _with_page
-from gateway.sandbox.core_api.render import dasherize, singular, to_xml
-from gateway.sandbox.core_api.reports import add_years, validate
-from gateway.sandbox.core_api.seeding import seed
+from gateway.sandbox.api.paging import _with_page
+from gateway.sandbox.api.render import dasherize, singular, to_xml
+from gateway.sandbox.api.report_rows import add_years, validate
+from gateway.sandbox.api.seeding import seed
 from tests.sandbox.conftest import parse_xml
 
 GOOD = {

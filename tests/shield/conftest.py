@@ -9,9 +9,9 @@ import pytest
 
 from gateway.shield.base import ShieldStore
 from gateway.shield.entry import Entry
-from gateway.shield.memory import MemoryShieldStore
-from gateway.shield.redis import RedisShieldStore
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.shield.memory_store import MemoryShieldStore
+from gateway.shield.redis_store import RedisShieldStore
+from gateway.wire.answer import UpstreamAnswer
 from tests.support.redis_server import RedisServer
 
 # Semantics tests give Redis calls a generous timeout: CI boxes are busy and a spurious

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.redis import Breaker
+from gateway.wire.redis import Breaker
 
 
 class Clock:

@@ -15,7 +15,7 @@ from gateway.shield.entry import (
     parse_expires_at,
     shielded_body,
 )
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.wire.answer import UpstreamAnswer
 
 NOW = 1_800_000_000.0
 

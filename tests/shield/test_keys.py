@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.publisher import Ping
+from gateway.ping.requests import Ping
 from gateway.shield.keys import index_digest, ping_digest, shield_digest
 from gateway.shield.scripts import index_key as _index_key
 from gateway.shield.scripts import shield_keys as _keys

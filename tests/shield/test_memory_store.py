@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.shield.base import FOUND, LEASED
-from gateway.shield.memory import MemoryShieldStore
+from gateway.shield.memory_store import MemoryShieldStore
 from tests.shield.conftest import make_entry_for
 
 DIGESTS = [f"{i:032x}" for i in range(4)]

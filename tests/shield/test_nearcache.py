@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.shield.entry import Entry
 from gateway.shield.nearcache import NearCache
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.wire.answer import UpstreamAnswer
 
 
 def entry(expires_ms: int, body: bytes = b"{}") -> Entry:

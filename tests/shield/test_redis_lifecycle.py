@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.shield.redis import RedisShieldStore
+from gateway.shield.redis_store import RedisShieldStore
 from tests.shield.conftest import make_entry_for
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer

@@ -16,8 +16,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 
 from gateway.shield.base import FOUND, LEASED
-from gateway.shield.memory import wall_ms
-from gateway.shield.redis import RedisShieldStore, build_client
+from gateway.shield.memory_store import wall_ms
+from gateway.shield.redis_store import RedisShieldStore, build_client
 from tests.shield.conftest import make_entry_for
 
 

@@ -14,15 +14,15 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.errors import BadGateway, GatewayError
-from gateway.metrics import Metrics
-from gateway.publisher import Ping
-from gateway.redis import Breaker
+from gateway.observe.metrics import Metrics
+from gateway.ping.requests import Ping
 from gateway.shield.keys import ping_digest
-from gateway.shield.memory import MemoryShieldStore
-from gateway.shield.redis import RedisShieldStore
+from gateway.shield.memory_store import MemoryShieldStore
+from gateway.shield.redis_store import RedisShieldStore
 from gateway.shield.scripts import shield_keys
 from gateway.shield.service import StoreShield
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.wire.answer import UpstreamAnswer
+from gateway.wire.redis import Breaker
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer

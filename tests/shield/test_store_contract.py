@@ -8,8 +8,8 @@ import msgspec
 import pytest
 
 from gateway.shield.base import FOUND, HELD, LEASED, RELAYED, ShieldStore
-from gateway.shield.memory import wall_ms
-from gateway.upstream.answer import UpstreamAnswer
+from gateway.shield.memory_store import wall_ms
+from gateway.wire.answer import UpstreamAnswer
 from tests.shield.conftest import make_entry_for
 
 D = "0" * 32

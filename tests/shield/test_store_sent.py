@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.metrics import Metrics
-from gateway.shield.redis import RedisShieldStore
+from gateway.observe.metrics import Metrics
+from gateway.shield.redis_store import RedisShieldStore
 from gateway.shield.service import StoreShield
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
 from tests.shield.test_service import PING, Upstream, _count, deadline_in

@@ -1,1 +1,0 @@
-"""The publisher-facing RTB routes: parsing, validation and forwarding of pings."""

@@ -1,1 +1,0 @@
-"""Clients for the upstreams the gateway talks to (RTB and Core API)."""

@@ -1,0 +1,261 @@
+"""Running the gateway under uvicorn, with the drain that Kubernetes needs.
+
+On the first SIGTERM (or SIGINT) ``/readyz`` turns 503 at once while the server keeps
+serving for ``GATEWAY_DRAIN_DELAY_S``, so load balancers take the pod out before it stops
+listening; then uvicorn stops accepting, finishes in-flight requests, runs the lifespan
+shutdown (closing clients) and the process exits 0. A second signal stops at once.
+
+Connections, tuned for a load balancer in front: keep-alive is 75 s, longer than the 60 s
+idle timeout of common balancers (AWS ALB, GCP, nginx), so the gateway never closes a
+connection the balancer is about to reuse. A request must arrive whole within
+``GATEWAY_CLIENT_TIMEOUT_S`` of the connection opening (or of its first byte on a kept
+connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``; see
+``gateway/wire/protocol.py`` for why uvicorn needs help there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import glob
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.supervisors.multiprocess import Process as multiprocess_Process
+
+from gateway.config import Secret, Settings
+from gateway.observe import banner
+from gateway.observe.health import DrainState
+from gateway.observe.metrics import Metrics
+
+log = logging.getLogger("gateway")
+
+# One per process: the signal handler flips it, the app's /readyz reads it.
+_process_drain = DrainState()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn.Server whose first exit signal drains before stopping."""
+
+    drain_delay_s: float = 5.0
+    # Set in a single-process gateway only: with --workers N the supervisor announces.
+    announce: Callable[[socket.socket], None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.announce is not None and self.servers:
+            listeners = self.servers[0].sockets
+            if listeners:
+                self.announce(listeners[0])
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if _process_drain.draining:
+            self.force_exit = self.should_exit
+            self.should_exit = True
+            return
+        _process_drain.start_draining()
+        log.info(
+            "draining", extra={"signal": signal.Signals(sig).name, "delay_s": self.drain_delay_s}
+        )
+        delay = self.drain_delay_s
+        if delay <= 0:
+            self.should_exit = True
+            return
+
+        def stop() -> None:
+            self.should_exit = True
+
+        # Runs in the main thread between loop iterations; the loop is ours.
+        try:
+            asyncio.get_running_loop().call_later(delay, stop)
+        except RuntimeError:
+            threading.Timer(delay, stop).start()
+
+
+def worker_app() -> Starlette:
+    """App factory for ``--workers N``: each worker reads the same environment."""
+    from gateway.app import create_app
+    from gateway.observe.logs import configure
+
+    settings = Settings.from_env()
+    configure(settings.log_format, settings.log_level)
+    # Set by serve() in the supervisor before the workers were spawned, so this worker's
+    # prometheus_client was imported in multiprocess mode.
+    metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    app = create_app(settings, drain=_process_drain, metrics=metrics)
+    _guard_connections(settings, metrics)  # this worker's protocol limits (class attributes)
+    return app
+
+
+def _guard_connections(settings: Settings, metrics: Metrics | None = None) -> type:
+    """Limits of the HTTP protocol (gateway/wire/protocol.py); the class for uvicorn."""
+    from gateway.wire.protocol import configure as configure_connections
+
+    return configure_connections(
+        max_head_bytes=settings.max_header_bytes,
+        request_timeout_s=settings.client_timeout_s,
+        max_connections=settings.max_connections,
+        on_refusal=metrics.protect_refusal if metrics is not None else None,
+    )
+
+
+def start_sandbox_thread(host: str = "127.0.0.1") -> str:
+    """Serve the sandbox on a free loopback port in a daemon thread; return its URL."""
+    from gateway.sandbox.asgi import create_sandbox_app
+
+    # IPPROTO_TCP, so asyncio sets TCP_NODELAY on accepted sockets (no delayed-ACK waits).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    # Listening before the server runs means early connections wait in the backlog
+    # instead of being refused, so callers need not wait for the thread to start.
+    sock.listen(2048)
+    config = uvicorn.Config(
+        create_sandbox_app(), log_level="warning", access_log=False, lifespan="off", loop="asyncio"
+    )
+    server = uvicorn.Server(config)
+
+    def run() -> None:
+        asyncio.run(server.serve(sockets=[sock]))
+
+    threading.Thread(target=run, name="sandbox", daemon=True).start()
+    return f"http://{host}:{port}"
+
+
+def serve(settings: Settings) -> int:
+    from gateway.app import create_app
+    from gateway.observe.logs import configure
+
+    configure(settings.log_format, settings.log_level)
+    if settings.sandbox:
+        url = start_sandbox_thread()
+        settings = _with(
+            settings,
+            rtb_upstream_url=url,
+            core_api_url=url,
+            core_api_v2_url=url,
+            data_writing_url=url,
+        )
+        log.info("sandbox", extra={"url": url})
+    if settings.workers > 1 and settings.redis_url is None:
+        log.warning(
+            "several workers without GATEWAY_REDIS_URL: each worker has its own "
+            "shield store, so duplicates may reach the upstream once per worker"
+        )
+    common = dict(
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        # httptools with a head-size limit and a request-arrival timeout uvicorn lacks.
+        http=_guard_connections(settings),
+        lifespan="on",
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        date_header=True,
+        # uvicorn trusts X-Forwarded-* from 127.0.0.1 by default; the gateway trusts them
+        # only when the operator says a proxy in front sets them (and then from any peer,
+        # since a cluster's proxy addresses are not known in advance).
+        proxy_headers=settings.trust_forwarded_headers,
+        forwarded_allow_ips="*" if settings.trust_forwarded_headers else None,
+    )
+    DrainingServer.drain_delay_s = settings.drain_delay_s
+    if settings.workers == 1:
+        metrics = Metrics()
+        app = create_app(settings, drain=_process_drain, metrics=metrics)
+        _guard_connections(settings, metrics)
+        server = DrainingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+        server.announce = functools.partial(banner.announce, settings)
+        server.run()
+        return 0 if server.started else 3
+    # Workers are spawned processes: hand them the effective settings via the environment.
+    os.environ.update(_as_env(settings))
+    from uvicorn.supervisors import Multiprocess, multiprocess
+
+    multiprocess.Server = DrainingServer  # type: ignore[misc]  # workers drain like one process
+    metrics_dir, owned = _multiprocess_metrics_dir()
+    multiprocess.Process = _MetricsProcess  # type: ignore[misc]
+    config = uvicorn.Config(
+        "gateway.wire.server:worker_app", factory=True, workers=settings.workers, **common
+    )  # type: ignore[arg-type]
+    listener = config.bind_socket()
+    banner.announce(settings, listener)
+    try:
+        Multiprocess(config, sockets=[listener]).run()
+    finally:
+        if owned:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _multiprocess_metrics_dir() -> tuple[str, bool]:
+    """Prepare ``PROMETHEUS_MULTIPROC_DIR`` for the workers; True if we made it.
+
+    Every worker writes its metric values to files there and ``/metrics`` (whichever
+    worker answers) adds them up. Files left by an earlier run would be added too, so the
+    directory is emptied first; an operator may choose it (e.g. an ``emptyDir`` volume).
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    owned = not path
+    if not path:
+        path = tempfile.mkdtemp(prefix="rtb-gateway-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for pattern in ("*.db", "stats-*.json"):  # metric values, /stats rings (stats_share)
+        for stale in glob.glob(os.path.join(path, pattern)):
+            os.remove(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    log.info("multiprocess metrics", extra={"dir": path})
+    return path, owned
+
+
+class _MetricsProcess(multiprocess_Process):
+    """A uvicorn worker whose live gauges (in flight, pool, store size) and ``/stats`` file
+    are dropped once it has exited, so a dead or replaced worker stops adding to them."""
+
+    def join(self) -> None:
+        super().join()
+        pid = self.pid
+        if pid is not None:
+            from prometheus_client import multiprocess as prom_multiprocess
+
+            from gateway.observe import stats_share
+
+            prom_multiprocess.mark_process_dead(pid)
+            directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+            if directory:
+                stats_share.remove(directory, pid)
+
+
+def _with(settings: Settings, **changes: object) -> Settings:
+    import msgspec
+
+    return msgspec.structs.replace(settings, **changes)
+
+
+def _as_env(settings: Settings) -> dict[str, str]:
+    import msgspec
+
+    out: dict[str, str] = {}
+    for field in msgspec.structs.fields(settings):
+        value = getattr(settings, field.name)
+        if value is None:
+            continue
+        if isinstance(value, Secret):
+            value = value.reveal()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        out["GATEWAY_" + field.name.upper()] = str(value)
+    out["GATEWAY_SANDBOX"] = "false"  # the sandbox already runs in the supervisor
+    return out

@@ -1,0 +1,197 @@
+"""The guarded HTTP protocol over raw sockets: head limits, slow clients, connection cap.
+
+Stock uvicorn 0.54 + httptools 0.9, measured with the same clients: 20 MB of headers are
+buffered and answered 200; a connection that sends nothing, or one header line a second,
+is kept open indefinitely (keep-alive is only armed after a response). These tests show
+the guarded protocol refuses each while other clients keep being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.wire.guarded import serve_guarded
+
+seen_bodies: list[bytes] = []
+disconnects: list[str] = []
+
+
+async def hello(request: Request) -> Response:
+    return Response(b'{"ok":true}', media_type="application/json")
+
+
+async def echo(request: Request) -> Response:
+    from starlette.requests import ClientDisconnect
+
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        disconnects.append("body")
+        raise
+    seen_bodies.append(body)
+    return Response(body)
+
+
+APP = Starlette(routes=[Route("/", hello), Route("/echo", echo, methods=["POST"])])
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, object], bool]:
+    """(status, JSON body, closed afterwards) of one raw HTTP answer."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    status = int(head.split(b" ", 2)[1])
+    length = int(
+        next(
+            line.split(b":", 1)[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+    )
+    body = msgspec.json.decode(await asyncio.wait_for(reader.readexactly(length), 20))
+    closed = await asyncio.wait_for(reader.read(1), 20) == b""
+    return status, body, closed
+
+
+async def test_idle_connection_is_closed_with_408() -> None:
+    async with serve_guarded(APP) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        status, body, closed = await read_answer(reader)
+        writer.close()
+    assert (status, body["error"], closed) == (408, "request_timeout", True)
+    assert refusals == ["request_timeout"]
+
+
+async def test_slowloris_cannot_hold_a_connection_while_others_are_served() -> None:
+    async with serve_guarded(APP) as (port, refusals), httpx.AsyncClient(timeout=10) as client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        answer = asyncio.create_task(read_answer(reader))
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        served = trickled = 0
+        while not answer.done() and trickled < 400:  # a header line every 50 ms, <= 20 s
+            try:
+                writer.write(f"X-Slow-{trickled}: a\r\n".encode())
+                await writer.drain()
+            except ConnectionError:
+                break
+            trickled += 1
+            if (await client.get(f"http://127.0.0.1:{port}/")).status_code == 200:
+                served += 1
+            await asyncio.wait([answer], timeout=0.05)
+        status, body, closed = await answer
+        writer.close()
+    assert (status, body["error"], closed) == (408, "request_timeout", True)
+    assert trickled < 400  # cut off while the client was still trickling
+    assert served >= 1
+    assert refusals == ["request_timeout"]
+
+
+async def test_slow_body_is_cut_off_and_the_app_sees_a_disconnect() -> None:
+    disconnects.clear()
+    seen_bodies.clear()
+    async with serve_guarded(APP) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        await writer.drain()
+        status, body, closed = await read_answer(reader)
+        writer.close()
+    assert (status, body["error"], closed) == (408, "request_timeout", True)
+    assert disconnects == ["body"]
+    assert seen_bodies == []
+    assert refusals == ["request_timeout"]
+
+
+async def test_kept_alive_connection_outlives_the_request_timeout() -> None:
+    async with serve_guarded(APP, request_timeout_s=0.2) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        writer.write(request)
+        first = await asyncio.wait_for(reader.readuntil(b'{"ok":true}'), 20)
+        await asyncio.sleep(0.6)  # three request timeouts of idling between requests
+        writer.write(request)
+        second = await asyncio.wait_for(reader.readuntil(b'{"ok":true}'), 20)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200")
+    assert second.startswith(b"HTTP/1.1 200")
+    assert refusals == []
+
+
+async def test_a_later_requests_timeout_counts_from_its_own_first_byte() -> None:
+    # One timer per connection follows the deadline; the earlier request's must not fire.
+    async with serve_guarded(APP, request_timeout_s=1.0) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(reader.readuntil(b'{"ok":true}'), 20)
+        await asyncio.sleep(0.6)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        await asyncio.sleep(0.6)  # past the first request's deadline, within this one's
+        writer.write(b"\r\n")
+        second = await asyncio.wait_for(reader.readuntil(b'{"ok":true}'), 20)
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200")
+    assert second.startswith(b"HTTP/1.1 200")
+    assert refusals == []
+
+
+async def test_oversized_headers_get_431() -> None:
+    async with serve_guarded(APP, max_head_bytes=4096) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(64):  # 64 KB offered; refused after the first 4 KB
+            writer.write(b"X-Big: " + b"a" * 1024 + b"\r\n")
+        await writer.drain()
+        status, body, closed = await read_answer(reader)
+        writer.close()
+        async with httpx.AsyncClient() as client:
+            after = await client.get(f"http://127.0.0.1:{port}/")
+    assert (status, body["error"], closed) == (431, "headers_too_large", True)
+    assert after.status_code == 200
+    assert refusals == ["headers_too_large"]
+
+
+async def test_oversized_request_line_gets_414() -> None:
+    async with serve_guarded(APP, max_head_bytes=4096) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /?q=" + b"a" * 8000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, body, closed = await read_answer(reader)
+        writer.close()
+    assert (status, body["error"], closed) == (414, "uri_too_long", True)
+    assert refusals == ["uri_too_long"]
+
+
+async def test_malformed_http_gets_a_json_400() -> None:
+    async with serve_guarded(APP) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\x00: y\r\n\r\n")
+        status, body, closed = await read_answer(reader)
+        writer.close()
+    assert (status, body["error"], closed) == (400, "bad_request", True)
+    assert refusals == ["bad_request"]
+
+
+async def test_connections_past_the_cap_are_refused_at_once() -> None:
+    async with serve_guarded(APP, max_connections=5, request_timeout_s=30) as (port, refusals):
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        status, body, closed = await read_answer(reader)
+        writer.close()
+        _, first = held[0]
+        first.close()
+        for _ in range(200):  # the server notices the close; then a new client fits
+            await asyncio.sleep(0.01)
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 20)
+            w.close()
+            if answer.startswith(b"HTTP/1.1 200"):
+                break
+        for _, w in held[1:]:
+            w.close()
+    assert (status, body["error"], closed) == (503, "overloaded", True)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert refusals.count("too_many_connections") >= 1
