@@ -43,7 +43,9 @@ ERROR: dict[str, Any] = {
 }
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_RTB_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,128}$"}
+# Accepted: 1-128 of these characters except "." and ".."; the pattern is the conservative
+# subset that starts with a character other than a dot.
+_RTB_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_\\-][A-Za-z0-9_.\\-]{0,127}$"}
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
