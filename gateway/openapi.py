@@ -106,7 +106,12 @@ _CONFIRM_FIELDS: dict[str, Any] = {
     "key": {**_RTB_KEY, "description": "the campaign's RTB key"},
     "status": {"type": "string", "enum": ["confirmed"]},
 }
-_CONFIRM_BODY = {"type": "object", "properties": _CONFIRM_FIELDS, "additionalProperties": False}
+_CONFIRM_BODY = {
+    "type": "object",
+    "description": "key and status; any other member (api_key, publisher_id...) is dropped",
+    "properties": _CONFIRM_FIELDS,
+    "additionalProperties": True,
+}
 
 
 def _query(required: dict[str, Any], optional: dict[str, Any] | None = None) -> list[dict]:

@@ -78,3 +78,81 @@ async def test_dot_segment_keys_are_refused_on_pings_and_confirmations(
         assert resp.status_code == 422, resp.text
         assert set(resp.json()["fields"]) == {"key"}
     assert list(app.state.sandbox.received) == []
+
+
+# -- confirmations accept the fields they do not use ----------------------------------------
+
+
+async def test_a_confirmation_with_credentials_in_the_query_is_confirmed(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """``PUT /rtbs/{uuid}.json?api_key=…&company_id=1`` with ``{"key", "status"}``: a client
+    that adds its credentials to every request."""
+    url, app = sandbox
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        reserved = (await client.post(f"{gw}/rtbs.json", json=PING)).json()
+        resp = await client.put(
+            f"{gw}/rtbs/{reserved['uuid']}.json?api_key=woofwoofwoof&company_id=1",
+            json={"key": RTB_KEY, "status": "confirmed"},
+        )
+        again = await client.post(f"{gw}/rtbs.json", json=PING)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "confirmed"
+    assert resp.json()["uuid"] == reserved["uuid"]
+    # Dropped, not forwarded: a confirmation carries nothing else upstream.
+    confirm = app.state.sandbox.received[1]
+    assert confirm["fields"] == {"key": RTB_KEY, "status": "confirmed"}
+    assert "woofwoofwoof" not in json.dumps(confirm)
+    # The shielded copy of the reservation follows the confirmation.
+    assert again.json()["status"] == "confirmed"
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_publisher_id_and_tags_in_a_confirmation_are_dropped(
+    method: str, make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, app = sandbox
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        reserved = (await client.post(f"{gw}/rtbs.json", json=PING)).json()
+        form = await client.request(
+            method,
+            f"{gw}/rtbs/{reserved['uuid']}.json?publisher_id=pub&api_key=woofwoofwoof",
+            data={"key": RTB_KEY, "status": "confirmed", "sub_id": "s1", "age": "39"},
+        )
+    assert form.status_code == 200, form.text
+    assert form.json()["status"] == "confirmed"
+    assert app.state.sandbox.received[-1]["fields"] == {"key": RTB_KEY, "status": "confirmed"}
+
+
+async def test_a_confirmation_still_refuses_what_it_uses(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """Extra fields never rescue a bad key, status or uuid, nor a body that does not parse."""
+    url, app = sandbox
+    good = "c6e4ce37-9b49-46af-bd8e-16cb7753499d"
+    extra = "api_key=woofwoofwoof&company_id=1&publisher_id=pub"
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        bad_key = await client.put(f"{gw}/rtbs/{good}.json?{extra}&key=a%0Db&status=confirmed")
+        bad_status = await client.put(f"{gw}/rtbs/{good}.json?{extra}&key={RTB_KEY}&status=x")
+        bad_uuid = await client.put(f"{gw}/rtbs/nope.json?{extra}&key={RTB_KEY}&status=confirmed")
+        malformed = await client.put(
+            f"{gw}/rtbs/{good}.json?{extra}",
+            content=b'{"key": ',
+            headers={"content-type": "application/json"},
+        )
+        xml = await client.put(
+            f"{gw}/rtbs/{good}.json?{extra}&key={RTB_KEY}&status=confirmed",
+            content=b"<confirm/>",
+            headers={"content-type": "text/xml"},
+        )
+    assert [r.status_code for r in (bad_key, bad_status, bad_uuid, malformed, xml)] == [
+        422,
+        422,
+        422,
+        400,
+        415,
+    ]
+    assert set(bad_key.json()["fields"]) == {"key"}
+    assert set(bad_status.json()["fields"]) == {"status"}
+    assert set(bad_uuid.json()["fields"]) == {"uuid"}
+    assert list(app.state.sandbox.received) == []
