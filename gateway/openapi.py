@@ -235,9 +235,19 @@ def _rtb_paths() -> dict[str, Any]:
         ],
         "responses": data_responses,
     }
+    write_get_query = {
+        "summary": f"{data_summary} (the key in the query, served as /data_writing/{{key}})",
+        "operationId": "dataWritingGetQuery",
+        "tags": ["rtb"],
+        "parameters": _query(
+            {"key": {**_RTB_KEY, "description": "the postback key"}},
+            {"caller_number": data_fields["caller_number"]},
+        ),
+        "responses": data_responses,
+    }
     return {
         "/rtbs.json": {"post": reserve},
-        "/data_writing": {"post": write_post},
+        "/data_writing": {"post": write_post, "get": write_get_query},
         "/data_writing/{key}": {"get": write_get},
         "/rtbs/{uuid}.json": {
             "put": {**confirm, "operationId": "confirmReservationPut"},

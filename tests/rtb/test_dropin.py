@@ -49,6 +49,8 @@ async def _raw_get(base: str, target: str) -> tuple[int, dict[str, Any]]:
         "/data_writing/.?caller_number=%2B15125550199&age=39",
         "/data_writing/%2e%2e?caller_number=%2B15125550199&age=39",
         "/data_writing/%2E%2e?caller_number=%2B15125550199",
+        "/data_writing?key=..&caller_number=%2B15125550199",
+        "/data_writing?key=%2e&caller_number=%2B15125550199",
     ],
 )
 async def test_dot_segment_keys_are_refused_and_never_forwarded(
@@ -156,3 +158,95 @@ async def test_a_confirmation_still_refuses_what_it_uses(
     assert set(bad_status.json()["fields"]) == {"status"}
     assert set(bad_uuid.json()["fields"]) == {"uuid"}
     assert list(app.state.sandbox.received) == []
+
+
+# -- GET /data_writing with the key in the query ---------------------------------------------
+
+
+async def test_get_data_writing_with_the_key_in_the_query_is_served_as_the_path_form(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """``GET /data_writing?key=…&caller_number=…&age=39``: the PHP handler's request."""
+    url, app = sandbox
+    query = f"key={DATA_KEY}&caller_number=+15125550199&age=39"
+    async with make_gateway(data_writing_url=url) as gw:
+        in_query = await client.get(httpx.URL(f"{gw}/data_writing?{query}"))
+        in_path = await client.get(
+            httpx.URL(f"{gw}/data_writing/{DATA_KEY}?caller_number=+15125550199&age=39")
+        )
+    assert in_query.status_code == in_path.status_code == 200, in_query.text
+    assert in_query.json() == in_path.json()
+    assert in_query.json()["tag_values"] == {"age": "39"}
+    first, second = app.state.sandbox.received
+    assert first == {**second, "at": first["at"]}
+    assert (first["method"], first["path"]) == ("GET", "/data_writing")
+    assert first["fields"] == {"key": DATA_KEY, "caller_number": "+15125550199", "age": "39"}
+
+
+async def test_get_data_writing_in_the_query_refuses_what_the_path_form_refuses(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, app = sandbox
+    async with make_gateway(data_writing_url=url) as gw:
+        no_key = await client.get(f"{gw}/data_writing?caller_number=%2B15125550199&age=39")
+        bad_key = await client.get(f"{gw}/data_writing?key=a%20b&caller_number=%2B15125550199")
+        bad_number = await client.get(f"{gw}/data_writing?key={DATA_KEY}&caller_number=12345")
+        crlf = await client.get(
+            f"{gw}/data_writing?key={DATA_KEY}&caller_number=%2B15125550199&note=a%0D%0Ab"
+        )
+        both = await client.get(
+            f"{gw}/data_writing/{DATA_KEY}?key=other&caller_number=%2B15125550199"
+        )
+        put = await client.put(f"{gw}/data_writing?key={DATA_KEY}&caller_number=%2B15125550199")
+    assert {r.status_code for r in (no_key, bad_key, bad_number, crlf, both)} == {422}
+    assert [set(r.json()["fields"]) for r in (no_key, bad_key, bad_number, crlf, both)] == [
+        {"key"},
+        {"key"},
+        {"caller_number"},
+        {"note"},
+        {"key"},
+    ]
+    assert put.status_code == 405
+    assert list(app.state.sandbox.received) == []
+
+
+async def test_a_form_body_on_a_data_writing_get_counts_and_wins(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """Rack reads a form body on a GET; a JSON or other body on a GET stays ignored."""
+    url, app = sandbox
+    async with make_gateway(data_writing_url=url) as gw:
+        form = await client.request(
+            "GET",
+            f"{gw}/data_writing?key={DATA_KEY}&age=20",
+            data={"caller_number": "+15125550199", "age": "39"},
+        )
+        bad = await client.request(
+            "GET", f"{gw}/data_writing/{DATA_KEY}", data={"caller_number": "12345"}
+        )
+        other = await client.request(
+            "GET",
+            f"{gw}/data_writing/{DATA_KEY}?caller_number=%2B15125550199",
+            content=b"<not-read/>",
+            headers={"content-type": "text/xml"},
+        )
+    assert form.status_code == 200, form.text
+    assert bad.status_code == 422
+    assert set(bad.json()["fields"]) == {"caller_number"}
+    assert other.status_code == 200, other.text
+    first, second = app.state.sandbox.received
+    assert first["fields"] == {"key": DATA_KEY, "caller_number": "+15125550199", "age": "39"}
+    assert second["fields"] == {"key": DATA_KEY, "caller_number": "+15125550199"}
+
+
+async def test_the_sandbox_alone_serves_get_data_writing_with_the_key_in_the_query(
+    sandbox_url: str, client: httpx.AsyncClient
+) -> None:
+    """So a script tried against ``gateway sandbox`` meets what it meets at Retreaver."""
+    query = "caller_number=%2B15125550199&age=39"
+    in_query = await client.get(f"{sandbox_url}/data_writing?key={DATA_KEY}&{query}")
+    in_path = await client.get(f"{sandbox_url}/data_writing/{DATA_KEY}?{query}")
+    unknown = await client.get(f"{sandbox_url}/data_writing?key=nope&{query}")
+    assert in_query.status_code == in_path.status_code == 200
+    assert in_query.json() == in_path.json()
+    assert unknown.status_code == 401
