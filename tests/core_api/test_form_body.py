@@ -158,3 +158,30 @@ async def test_the_sandbox_alone_reads_a_form_body_on_a_get(
     assert in_body.status_code == 200
     assert in_body.json() == in_url.json()
     assert overridden.json() == first_asc.json()
+
+
+async def test_a_report_reads_its_parameters_from_the_form_body_and_checks_them(
+    serve_gateway: ServeGateway, core: CoreApiState, client: httpx.AsyncClient
+) -> None:
+    """The merged query is what the report check sees: bad dates in a body are a 400."""
+    window = {"created_at_start": "2024-01-01", "created_at_end": "2025-12-31"}
+    async with serve_gateway() as (gw, _):
+        url = f"{gw}/api/v1/reports.json?{AUTH}"
+        good = await client.request(
+            "GET", url, data={"domain": "calls", "facet": "daily", **window}
+        )
+        in_url = await client.get(
+            f"{url}&domain=calls&facet=daily&created_at_start=2024-01-01&created_at_end=2025-12-31"
+        )
+        core.received.clear()
+        bad = await client.request(
+            "GET",
+            url,
+            data={"domain": "calls", "facet": "daily", **window, "created_at_end": "2023-01-01"},
+        )
+    assert good.status_code == 200, good.text
+    assert good.json() == in_url.json()
+    assert good.json()["count_total"] > 0
+    assert bad.status_code == 400
+    assert set(bad.json()["fields"]) == {"created_at_end"}
+    assert list(core.received) == []
