@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.bodies import read_body, read_form_of_get
-from gateway.errors import InvalidFields
+from gateway.errors import InvalidFields, MethodNotAllowed
 from gateway.protect.guard import Guard
 from gateway.publisher import DataWrite
 from gateway.rtb.ping import (
@@ -88,6 +88,12 @@ class DataWriting:
 
     async def handle(self, request: Request) -> Response:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
+        if request.method == "HEAD":
+            # Starlette routes HEAD wherever GET is served; a HEAD must not write tags
+            # (nor be taken for a POST below).
+            raise MethodNotAllowed(
+                "a data write is a GET or a POST, not a HEAD", headers={"Allow": "GET, POST"}
+            )
         query: bytes = request.scope["query_string"]
         if request.method == "GET":
             form = await read_form_of_get(request, self.max_body_bytes)

@@ -250,3 +250,18 @@ async def test_the_sandbox_alone_serves_get_data_writing_with_the_key_in_the_que
     assert in_query.status_code == in_path.status_code == 200
     assert in_query.json() == in_path.json()
     assert unknown.status_code == 401
+
+
+@pytest.mark.parametrize("path", [f"/data_writing/{DATA_KEY}", "/data_writing"])
+async def test_a_head_never_writes_data(
+    path: str, make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """HEAD is routed wherever GET is; it must not become a write (nor a POST upstream)."""
+    url, app = sandbox
+    async with make_gateway(data_writing_url=url) as gw:
+        resp = await client.head(
+            httpx.URL(f"{gw}{path}?key={DATA_KEY}&caller_number=%2B15125550199&age=39")
+        )
+    assert resp.status_code == 405
+    assert resp.headers["allow"] == "GET, POST"
+    assert list(app.state.sandbox.received) == []
