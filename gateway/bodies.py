@@ -34,9 +34,9 @@ async def read_form_of_get(request: Request, limit: int) -> bytes:
     """The form body of a GET (or HEAD), else ``b""`` without reading anything.
 
     Retreaver is a Rails app and Rack reads a form body on any method, so clients send
-    GETs with their parameters there (Python's ``requests.get(url, data=...)``, ``curl -G``
-    forgotten); those parameters count. Any other body on a GET means nothing to Retreaver
-    and is left unread, as before.
+    GETs with their parameters there (Python's ``requests.get(url, data=...)``, ``curl -X
+    GET -d ...``); those parameters count. Any other body on a GET is left unread, as
+    before.
     """
     if not is_form(request.headers.get("content-type")):
         return b""
