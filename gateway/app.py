@@ -142,7 +142,7 @@ def create_app(
     routes: list[BaseRoute] = [
         reserve_route,
         Route("/rtbs/{uuid}.json", confirm.handle, methods=["PUT", "PATCH"]),
-        Route("/data_writing", data_writing.handle, methods=["POST"]),
+        Route("/data_writing", data_writing.handle, methods=["GET", "POST"]),
         Route("/data_writing/{key}", data_writing.handle, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),

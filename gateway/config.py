@@ -80,7 +80,7 @@ def mask_url(url: str) -> str:
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """The effective configuration. Defaults are the documented ones (docs: the settings reference)."""
+    """The effective configuration. Defaults are the documented ones (the settings reference)."""
 
     host: str = "0.0.0.0"
     port: int = 8080

@@ -43,7 +43,9 @@ ERROR: dict[str, Any] = {
 }
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-_RTB_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_.\\-]{1,128}$"}
+# Accepted: 1-128 of these characters except "." and ".."; the pattern is the conservative
+# subset that starts with a character other than a dot.
+_RTB_KEY = {"type": "string", "pattern": "^[A-Za-z0-9_\\-][A-Za-z0-9_.\\-]{0,127}$"}
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -104,7 +106,12 @@ _CONFIRM_FIELDS: dict[str, Any] = {
     "key": {**_RTB_KEY, "description": "the campaign's RTB key"},
     "status": {"type": "string", "enum": ["confirmed"]},
 }
-_CONFIRM_BODY = {"type": "object", "properties": _CONFIRM_FIELDS, "additionalProperties": False}
+_CONFIRM_BODY = {
+    "type": "object",
+    "description": "key and status; any other member (api_key, publisher_id...) is dropped",
+    "properties": _CONFIRM_FIELDS,
+    "additionalProperties": True,
+}
 
 
 def _query(required: dict[str, Any], optional: dict[str, Any] | None = None) -> list[dict]:
@@ -228,9 +235,19 @@ def _rtb_paths() -> dict[str, Any]:
         ],
         "responses": data_responses,
     }
+    write_get_query = {
+        "summary": f"{data_summary} (the key in the query, served as /data_writing/{{key}})",
+        "operationId": "dataWritingGetQuery",
+        "tags": ["rtb"],
+        "parameters": _query(
+            {"key": {**_RTB_KEY, "description": "the postback key"}},
+            {"caller_number": data_fields["caller_number"]},
+        ),
+        "responses": data_responses,
+    }
     return {
         "/rtbs.json": {"post": reserve},
-        "/data_writing": {"post": write_post},
+        "/data_writing": {"post": write_post, "get": write_get_query},
         "/data_writing/{key}": {"get": write_get},
         "/rtbs/{uuid}.json": {
             "put": {**confirm, "operationId": "confirmReservationPut"},

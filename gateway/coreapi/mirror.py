@@ -7,6 +7,10 @@ cannot (parameter grammars, percent-escapes, the query's bytes, report parameter
 answer with the upstream's status, body bytes and content type, ``Link`` re-pointed at
 the client's origin.
 
+A form body on a GET (Rack reads one on any method) is merged into the query before
+anything else looks at it: it is what is validated, forwarded and cached on
+(gateway/core_api/form_query.py). Any other body on a GET is left unread.
+
 A path the table does not hold never reaches a handler: Starlette answers 404 (JSON,
 via the app's error handler) and nothing is forwarded.
 
@@ -17,7 +21,6 @@ landed, so it clears them too.
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 from starlette.requests import Request
@@ -26,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.coreapi.client import CoreApiClient
 from gateway.coreapi.credentials import authorization_of
+from gateway.coreapi.form_query import QUERY_OK, merge_form
 from gateway.coreapi.links import client_origin, rewrite_link
 from gateway.coreapi.lookups import Lookups
 from gateway.coreapi.reports import validate_report_query
@@ -39,11 +43,9 @@ from gateway.coreapi.route_table import (
 )
 from gateway.errors import GatewayError, InvalidQuery, MethodNotAllowed, NotFound, UriTooLong
 from gateway.wire.answer import UpstreamAnswer
-from gateway.wire.bodies import read_body
+from gateway.wire.bodies import read_body, read_form_of_get
 
 MAX_QUERY_BYTES = 8192
-# Printable ASCII without space or "#": what a well-formed request target carries.
-_QUERY_OK = re.compile(rb"[\x21-\x22\x24-\x7e]*")
 
 
 def _checked(request: Request, route: CoreRoute, fmt: str) -> tuple[str, bytes]:
@@ -58,7 +60,7 @@ def _checked(request: Request, route: CoreRoute, fmt: str) -> tuple[str, bytes]:
     query: bytes = scope["query_string"]
     if len(query) > MAX_QUERY_BYTES:
         raise UriTooLong(f"the query string is over {MAX_QUERY_BYTES} bytes")
-    if not _QUERY_OK.fullmatch(query):
+    if not QUERY_OK.fullmatch(query):
         raise InvalidQuery("the query string must be percent-encoded ASCII")
     return path, query
 
@@ -84,6 +86,9 @@ class CoreApiEndpoints:
     async def lookup(self, request: Request, *, route: CoreRoute, fmt: str) -> Response:
         """GET (and HEAD) on an allow-listed read route: cached, coalesced, polite."""
         path, query = _checked(request, route, fmt)
+        form = await read_form_of_get(request, MAX_QUERY_BYTES)
+        if form:
+            query = merge_form(query, form, max_bytes=MAX_QUERY_BYTES)
         if route.validate_reports:
             validate_report_query(query)
         authorization = authorization_of(request.scope) if route.auth else None

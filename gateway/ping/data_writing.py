@@ -1,4 +1,4 @@
-"""Call data writing: ``POST /data_writing`` and ``GET /data_writing/{key}`` (CONTRACT §3).
+"""Call data writing: ``POST|GET /data_writing`` and ``GET /data_writing/{key}``.
 
 Retreaver's other publisher API, served on retreaverdata.com: tags for a caller, before or
 after the call. It is validated exactly as a ping is, by the same functions
@@ -12,6 +12,12 @@ the publisher's when the request names one in ``publisher_id``/``source_id``), t
 shielded or cached, with the method the publisher used: a GET as
 ``GET /data_writing/{key}?...``, a POST as ``POST /data_writing`` with a JSON body. The
 upstream's status, body and content type come back unchanged.
+
+A GET may name its key in the query instead (``GET /data_writing?key=...``, what the
+reference's "POST/GET https://retreaverdata.com/data_writing" leads PHP handlers to send):
+it is served exactly as ``GET /data_writing/{key}``. A key in both the path and the query
+must agree. A form body on a GET counts, merged over the query (body wins), as Rack reads
+it on any method; any other body on a GET is ignored.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import InvalidFields
+from gateway.errors import InvalidFields, MethodNotAllowed
 from gateway.ping.forwarder import RtbClient
 from gateway.ping.parse import (
     _UUID,
@@ -35,7 +41,7 @@ from gateway.ping.parse import (
 )
 from gateway.ping.requests import DataWrite
 from gateway.protect.guard import Guard
-from gateway.wire.bodies import read_body
+from gateway.wire.bodies import read_body, read_form_of_get
 
 KNOWN_FIELDS = frozenset({"key", "caller_number", "call_uuid"})
 
@@ -71,9 +77,9 @@ def parse_data_write(
 
 @dataclass(kw_only=True, eq=False)
 class DataWriting:
-    """``POST /data_writing`` (JSON, form or query) and ``GET /data_writing/{key}`` (query),
-    built by ``create_app`` with the pooled RTB client (its data-writing base URL) and the
-    ping's guard."""
+    """``POST /data_writing`` (JSON, form or query) and ``GET /data_writing[/{key}]`` (query
+    and form body), built by ``create_app`` with the pooled RTB client (its data-writing
+    base URL) and the ping's guard."""
 
     rtb: RtbClient
     guard: Guard
@@ -82,9 +88,21 @@ class DataWriting:
 
     async def handle(self, request: Request) -> Response:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
+        if request.method == "HEAD":
+            # Starlette routes HEAD wherever GET is served; a HEAD must not write tags
+            # (nor be taken for a POST below).
+            raise MethodNotAllowed(
+                "a data write is a GET or a POST, not a HEAD", headers={"Allow": "GET, POST"}
+            )
         query: bytes = request.scope["query_string"]
         if request.method == "GET":
-            write = parse_data_write(query, b"", None, path_key=request.path_params["key"])
+            form = await read_form_of_get(request, self.max_body_bytes)
+            write = parse_data_write(
+                query,
+                form,
+                request.headers.get("content-type") if form else None,
+                path_key=request.path_params.get("key"),
+            )
         else:
             body = await read_body(request, self.max_body_bytes)
             write = parse_data_write(query, body, request.headers.get("content-type"))

@@ -1,6 +1,9 @@
 """The sandbox's call data writing (2026-05 reference, "Call Data Writing"), the API
-Retreaver serves on retreaverdata.com: ``POST /data_writing`` (fields in the JSON or form
-body, or the query) and ``GET /data_writing/{key}`` (fields in the query).
+Retreaver serves on retreaverdata.com: ``POST /data_writing`` and ``GET /data_writing``
+("POST/GET https://retreaverdata.com/data_writing"), and ``GET /data_writing/{key}``.
+Fields come from the query and the body (JSON or form) on any method, the body winning, as
+Rack reads them; the key in the path wins over one in the query, as Rails' path
+parameters do.
 
 ``key`` must be a seeded postback key allowed to write call data (see
 ``gateway/sandbox/api/caller_lists.py``; ``0b4d1a57-6c53-4c1e-9f0e-5d2a8f6b7c10``
@@ -73,13 +76,15 @@ async def post_data(request: Request) -> Response:
 
 
 async def get_data(request: Request) -> Response:
-    fields: dict[str, Any] = dict(request.query_params)
-    fields["key"] = request.path_params["key"]
+    fields = await _fields(request)
+    if "key" in request.path_params:
+        fields["key"] = request.path_params["key"]
     return await _write(request, fields)
 
 
 def routes() -> list[BaseRoute]:
     return [
         Route("/data_writing", post_data, methods=["POST"]),
+        Route("/data_writing", get_data, methods=["GET"]),
         Route("/data_writing/{key}", get_data, methods=["GET"]),
     ]

@@ -49,15 +49,21 @@ def serve_gateway(sandbox: tuple[str, Any]) -> ServeGateway:
 
 
 async def raw_request(
-    base_url: str, target: bytes, *, method: bytes = b"GET", headers: tuple[bytes, ...] = ()
+    base_url: str,
+    target: bytes,
+    *,
+    method: bytes = b"GET",
+    headers: tuple[bytes, ...] = (),
+    body: bytes = b"",
 ) -> tuple[int, dict[str, str], bytes]:
-    """Send exactly ``METHOD target HTTP/1.1``; return (status, headers, body)."""
+    """Send exactly ``METHOD target HTTP/1.1`` (and ``body``, framed by the caller's
+    headers); return (status, headers, body)."""
     parts = urlsplit(base_url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     try:
         head = [method + b" " + target + b" HTTP/1.1", f"Host: {parts.netloc}".encode()]
         head += [*headers, b"Connection: close"]
-        writer.write(b"\r\n".join(head) + b"\r\n\r\n")
+        writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         await writer.drain()
         data = await asyncio.wait_for(reader.read(), timeout=30)
     finally:

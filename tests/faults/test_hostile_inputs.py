@@ -115,11 +115,20 @@ async def test_hostile_corpus_is_refused_and_nothing_forwarded(
                 problems.append(f"{case['name']}: {status}, forwarded {len(sent)} times")
             elif sent[0]["fields"]["caller_number"] != case["forwarded_caller"]:
                 problems.append(f"{case['name']}: forwarded {sent[0]['fields']}")
+        for case in CORPUS["stripped"]:
+            before = len(rtb_seen)
+            status, _ = await send(case, gw.port)
+            sent = list(rtb_seen)[before:]
+            if status >= 500 or len(sent) != 1:
+                problems.append(f"{case['name']}: {status}, forwarded {len(sent)} times")
+            elif sorted(sent[0]["fields"]) != case["forwarded_fields"]:
+                problems.append(f"{case['name']}: forwarded {sorted(sent[0]['fields'])}")
         log = gw.tail(200_000)
     figure("hostile cases", len(CORPUS["refused"]))
     figure("answers by status", dict(sorted(statuses.items())))
     figure("5xx answers", sum(n for s, n in statuses.items() if s >= 500))
-    figure("forwarded upstream", len(rtb_seen) - len(CORPUS["accepted"]) + len(core_seen))
+    expected = len(CORPUS["accepted"]) + len(CORPUS["stripped"])
+    figure("forwarded upstream", len(rtb_seen) - expected + len(core_seen))
     figure("normalised cases accepted", accepted)
     assert problems == [], "\n".join(problems)
     assert "Traceback" not in log

@@ -4,7 +4,8 @@ Every request that is not the RTB endpoint, ``/healthz`` or a ``/_sandbox/`` con
 route counts as a Core API request, including paths no route knows: a gateway that
 forwards a hostile path must show up in ``received`` even though the sandbox 404s it.
 
-Order: record → forced status / forced 429 (``core_api_429`` counts down) → concurrency
+Order: record (the query as received) → a GET's form body merged into the query
+(:mod:`.form_query`) → forced status / forced 429 (``core_api_429`` counts down) → concurrency
 check (more than ``core_api_max_concurrency`` in flight → 429 with ``Retry-After``, as
 Retreaver frowns on "highly concurrent requests") → delay → hold → the routes.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.sandbox.api import knobs
+from gateway.sandbox.api.form_query import merge_get_form
 from gateway.sandbox.api.render import MESSAGES, error, format_of
 from gateway.sandbox.api.state import CoreApiState
 
@@ -56,6 +58,7 @@ class CoreApiGuard:
             ),
         }
         core.received.append(record)
+        receive = await merge_get_form(scope, receive)
 
         async def send_recording(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,5 +1,5 @@
 """The call log: v1 (``/calls``, ``/api/v1/calls``), v2, v3 and v4 (``/api/vN/calls``), with
-the documented filters.
+the documented filters, 25 a page or ``per_page`` (1 to 100, see :mod:`.paging`).
 
 v3 is v2 with ``number`` as an object (``{"number": ..., "name": ...}``); v4 is v3 with
 ``campaign_id`` replaced by ``campaign`` (``{"id": ..., "name": ...}``), as the 2026-05
@@ -81,7 +81,7 @@ async def list_v1(ctx: Ctx) -> Response:
     calls = select(ctx)
     if isinstance(calls, Response):
         return calls
-    return ctx.page("calls", "call", [c.v1 for c in calls])
+    return ctx.page("calls", "call", [c.v1 for c in calls], sized=True)
 
 
 def _flow_events(call: Call) -> list[Record]:
@@ -112,7 +112,7 @@ def list_versioned(version: int) -> Handler:
         calls = select(ctx)
         if isinstance(calls, Response):
             return calls
-        return ctx.page("calls", "call", [rendered(ctx, c, version) for c in calls])
+        return ctx.page("calls", "call", [rendered(ctx, c, version) for c in calls], sized=True)
 
     list_calls.__name__ = f"list_v{version}"
     return list_calls

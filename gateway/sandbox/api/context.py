@@ -18,10 +18,12 @@ from starlette.responses import Response
 
 from gateway.sandbox.api.data import ApiKey, CompanyData, CoreData, Record
 from gateway.sandbox.api.paging import (
+    PER_PAGE,
     PageError,
     link_header,
     page_number,
     page_of,
+    per_page_of,
     total_pages,
 )
 from gateway.sandbox.api.render import FORMATS, MESSAGES, error, render
@@ -58,14 +60,18 @@ class Ctx:
     def one(self, root: str, record: Record, status: int = 200) -> Response:
         return render(self.fmt, root, {root: record}, status=status)
 
-    def page(self, plural: str, singular: str, records: list[Record]) -> Response:
-        """One page of an index, wrapped per item, with the ``Link`` header."""
+    def page(
+        self, plural: str, singular: str, records: list[Record], *, sized: bool = False
+    ) -> Response:
+        """One page of an index, wrapped per item, with the ``Link`` header; ``sized``
+        indexes (the call log) honour ``per_page`` too."""
         try:
             page = page_number(self.request)
         except PageError as exc:
             return self.error(400, str(exc))
-        pages = total_pages(len(records))
-        body = [{singular: r} for r in page_of(records, page)]
+        per_page = per_page_of(self.request) if sized else PER_PAGE
+        pages = total_pages(len(records), per_page)
+        body = [{singular: r} for r in page_of(records, page, per_page)]
         link = link_header(self.request, page, pages)
         return render(self.fmt, plural, body, headers={"Link": link} if link else None)
 
