@@ -225,7 +225,9 @@ def build_shield(settings: Settings, metrics: Metrics, seam: RedisSeam | None = 
     the shield's: a failing Redis is skipped by shield, rate limits and lookup cache
     together."""
     if seam is None:
-        store: Any = MemoryShieldStore(settings.shield_memory_max_entries)
+        store: Any = MemoryShieldStore(
+            settings.shield_memory_max_entries, on_evict=metrics.shield_store_evicted.inc
+        )
     else:
         from gateway.shield.redis import RedisShieldStore
 

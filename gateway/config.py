@@ -104,7 +104,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shield_scope: str = "key"
     shield_max_ttl_s: int = 3600
     shield_near_cache_size: int = 100_000
-    shield_memory_max_entries: int = 1_000_000
+    # About 1 kB each: 200,000 (~200 MB) fits the chart's 512Mi with room to spare.
+    shield_memory_max_entries: int = 200_000
     # Shield leases are short and renewed while the holder forwards (gateway/shield/).
     shield_lease_ms: int = 1000
     # After this many consecutive failed Redis calls the shield is bypassed for a while.

@@ -215,6 +215,11 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.shield_store_evicted = Counter(
+            "gateway_shield_store_evicted_total",
+            "Live answers the in-process shield store dropped at its entry cap before expiry",
+            registry=r,
+        )
         self.redis_duration = Histogram(
             "gateway_redis_command_duration_seconds",
             "Time spent on one Redis command or script, by outcome",
@@ -271,7 +276,12 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.build_info.labels(version).set(1)
-        for unlabelled in (self.in_flight, self.shield_store_entries, self.rate_limit_fallbacks):
+        for unlabelled in (
+            self.in_flight,
+            self.shield_store_entries,
+            self.shield_store_evicted,
+            self.rate_limit_fallbacks,
+        ):
             unlock(unlabelled)
 
     def bind(self, metric: Any, *labels: str) -> Any:
