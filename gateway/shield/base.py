@@ -118,7 +118,8 @@ class ShieldStore(Protocol):
       shared store queues the write on its connection when ``store`` is *called*, ahead
       of anything the process writes after the call; the awaitable only reports how it
       went. So a leaseholder can answer its client as soon as the store is on its way:
-      the client's repeat, wherever it lands, reaches Redis after the store.
+      the client's repeat, wherever it lands, reaches Redis after the store. The
+      outcome is truthy when this entry was written, falsy when an earlier one was kept.
     - ``release`` is compare-and-delete on ``token`` and may leave ``relayed`` for the
       waiters of that token only; new pings never see it.
     - ``wait`` returns when the entry appears, the holder relays, or the lease is gone

@@ -195,7 +195,8 @@ class RedisShieldStore:
         )
 
     def store(self, digest: str, token: str, entry: Entry, index: str) -> Awaitable[object]:
-        """Queued on the connection by the call; awaiting gives the outcome (see base.py)."""
+        """Queued on the connection by the call; awaiting gives the outcome (see base.py):
+        1 when ``entry`` was written, 0 when an earlier answer was kept."""
         ttl_ms = max(entry.expires_ms - self._clock_ms(), 1)
         answer_key, lease, _, waiters = shield_keys(digest)
         keys = [answer_key, lease, waiters]
@@ -330,8 +331,10 @@ class RedisShieldStore:
             self._events.invalidate(digest)
 
 
-async def _outcomes(*calls: Awaitable[Any]) -> None:
+async def _outcomes(*calls: Awaitable[Any]) -> Any:
+    """The first call's reply, once all have answered; the first failure raised."""
     results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
+    return results[0]

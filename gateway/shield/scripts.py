@@ -6,7 +6,8 @@ Every hot-path operation is one Lua script, so it is one round trip and atomic:
              one caller, or the holder's token; a waiter also learns here whether the
              holder it waits on relayed an answer.
 ``store``    first writer wins (``HSET`` + ``PEXPIRE``), then compare-and-delete of the
-             lease, then ``PUBLISH`` a wake-up if anyone is waiting (the waiters flag).
+             lease, then ``PUBLISH`` a wake-up if anyone is waiting (the waiters flag);
+             replies 1 when this answer was written, 0 when an earlier one was kept.
 ``release``  leave the relayed answer for this token's waiters, compare-and-delete.
 ``renew``    compare-and-``PEXPIRE``: a live holder keeps a short lease alive.
 ``confirm``  rewrite (or drop) the stored copy if it is still that reservation, then
@@ -67,12 +68,14 @@ return {3, holder}
 """
 
 STORE = """
+local written = 0
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 's', ARGV[2], 't', ARGV[3], 'b', ARGV[4], 'x', ARGV[5], 'u', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
   if KEYS[4] then
     redis.call('SET', KEYS[4], ARGV[10], 'PX', ARGV[7])
   end
+  written = 1
 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('DEL', KEYS[2])
@@ -80,7 +83,7 @@ end
 if redis.call('DEL', KEYS[3]) == 1 then
   redis.call('PUBLISH', ARGV[8], ARGV[9])
 end
-return 1
+return written
 """
 
 RELEASE = """

@@ -33,9 +33,19 @@ Decisions the contract left open:
   share one store conversation (one acquire, one waiter, one forward); the others await
   it. This keeps Redis traffic per caller constant however many duplicates arrive, and
   keeps duplicates coalesced inside a replica even while Redis is down.
-- **Near-cache only while announcements flow.** Repeats are answered from process
-  memory only while the store's pub/sub subscription is up and the breaker is closed;
-  otherwise a confirmation on another replica could go unnoticed.
+- **Near-cache only while announcements flow, and only briefly.** Repeats are answered
+  from process memory only while the store's pub/sub subscription is up and the breaker
+  is closed (otherwise a confirmation on another replica could go unnoticed), and each
+  copy only for ``GATEWAY_SHIELD_NEAR_CACHE_TTL_MS`` after Redis last showed it (Redis
+  can lose an answer without a word: ``FLUSHALL``, eviction). A leaseholder near-caches
+  its own answer only once Redis reports that answer was the one stored: when Redis
+  lost the lease mid-forward and another replica stored first, this replica's next
+  repeat reads the stored one instead of keeping its own.
+- **A lookup that failed may still have leased.** A lookup that timed out may have
+  reached Redis and been granted there, to a token this request holds (it forwards
+  unshielded meanwhile). So once its answer is known the request still stores it, or
+  releases, under that token, in the background: the caller's next ping finds the
+  answer (or no lease) instead of waiting out a lease nobody holds and forwarding again.
 """
 
 from __future__ import annotations
@@ -101,6 +111,7 @@ class StoreShield:
         max_ttl_s: float = 3600,
         lease_ms: int = 1000,
         near_cache_size: int = 0,
+        near_cache_ttl_ms: int = 1000,
         breaker: Breaker | None = None,
         metrics: Metrics | None = None,
         clock_ms: Callable[[], int] = wall_ms,
@@ -111,7 +122,11 @@ class StoreShield:
         self._lease_ms = lease_ms
         self._clock_ms = clock_ms
         self._breaker = breaker or Breaker()
-        self._near = NearCache(near_cache_size) if store.shared and near_cache_size > 0 else None
+        self._near = (
+            NearCache(near_cache_size, near_cache_ttl_ms)
+            if store.shared and near_cache_size > 0
+            else None
+        )
         # An in-process store answers a hit synchronously: no flight, token or lease.
         self._peek = getattr(store, "peek", None) if not store.shared else None
         self._flights: dict[str, asyncio.Future[_Settled | None]] = {}
@@ -240,7 +255,8 @@ class StoreShield:
                 self._ok()
         except StoreUnavailable as exc:
             self._failed(exc)
-            return await self._unshielded(forward, ERROR)
+            # The failed call may have leased to ``token`` all the same: settle it.
+            return await self._unshielded(forward, ERROR, (ping, digest, token))
         except TimeoutError:
             return _Settled(None, UpstreamTimeout("rtb"), None, COALESCED)
         if look.kind == FOUND:
@@ -253,7 +269,7 @@ class StoreShield:
 
     def _found(self, digest: str, entry: Entry, generation: int, result: str) -> _Settled:
         if self._near is not None:
-            self._near.put(digest, entry, generation)
+            self._near.put(digest, entry, generation, self._clock_ms())
         return _Settled(entry.answer, None, entry.answer, result)
 
     async def _hold(
@@ -283,25 +299,64 @@ class StoreShield:
             await self._quietly(store.release(digest, token, answer))
             return _Settled(answer, None, answer, MISS)
         index = index_digest(ping.key, entry.uuid) if entry.uuid else ""
+        generation = self._near.generation if self._near is not None else 0
         stored = store.store(digest, token, entry, index)
         if store.shared:
             # Queued ahead of the answer (ShieldStore.store): a repeat sent once the client
             # has the answer reaches Redis after it, so the answer does not wait for the
             # reply, one loopback round trip less on every first ping.
-            self._spawn(self._quietly(stored))
+            self._spawn(self._stored(stored, digest, entry, generation))
         else:
             await self._quietly(stored)
-        if self._near is not None:
-            self._near.put(digest, entry, self._near.generation)
         return _Settled(answer, None, entry.answer, MISS)
 
-    async def _unshielded(self, forward: Forward, result: str) -> _Settled:
+    async def _stored(
+        self, stored: Awaitable[object], digest: str, entry: Entry, generation: int
+    ) -> None:
+        """Near-cache ``entry`` once Redis says it is the answer it keeps: after Redis
+        lost this lease mid-forward another replica may have stored first, and a copy of
+        the answer Redis did not keep would make this replica disagree with the rest."""
+        try:
+            written = await stored
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            return
+        self._ok()
+        if written and self._near is not None:
+            self._near.put(digest, entry, generation, self._clock_ms())
+
+    async def _unshielded(
+        self, forward: Forward, result: str, leased: tuple[Ping, str, str] | None = None
+    ) -> _Settled:
         try:
             answer = await forward()
         except GatewayError as exc:
+            if leased is not None:
+                self._spawn(self._settle_lease(leased, None))
             return _Settled(None, exc, _relayable(exc), result)
         entry = make_entry(answer, self._clock_ms() / 1000, self._max_ttl_s)
+        if leased is not None:
+            self._spawn(self._settle_lease(leased, entry))
         return _Settled(answer, None, entry.answer if entry else answer, result)
+
+    async def _settle_lease(self, leased: tuple[Ping, str, str], entry: Entry | None) -> None:
+        """After a failed lookup: store ``entry`` (or release) under the request's token.
+
+        Both are compare-and-delete on the token, so harmless when the lookup never
+        reached Redis. Store keeps the first answer written, so if another replica leased
+        and stored meanwhile its answer stays. Failures here are expected (Redis was just
+        failing) and do not feed the breaker: the failed lookup already did.
+        """
+        ping, digest, token = leased
+        store = self._store
+        try:
+            if entry is None:
+                await store.release(digest, token, None)
+            else:
+                index = index_digest(ping.key, entry.uuid) if entry.uuid else ""
+                await store.store(digest, token, entry, index)
+        except StoreUnavailable as exc:
+            log.debug("lease of a failed lookup not settled (%s)", exc.reason)
 
     def _lease_for(self, deadline: float) -> int:
         remaining_ms = (deadline - asyncio.get_running_loop().time()) * 1000
