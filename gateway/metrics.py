@@ -220,6 +220,11 @@ class Metrics:
             "Live answers the in-process shield store dropped at its entry cap before expiry",
             registry=r,
         )
+        self.shield_orphans_dropped = Counter(
+            "gateway_shield_orphan_confirms_dropped_total",
+            "Confirmations whose uuid index was lost, forgotten at the bound before a repeat",
+            registry=r,
+        )
         self.redis_duration = Histogram(
             "gateway_redis_command_duration_seconds",
             "Time spent on one Redis command or script, by outcome",
@@ -280,6 +285,7 @@ class Metrics:
             self.in_flight,
             self.shield_store_entries,
             self.shield_store_evicted,
+            self.shield_orphans_dropped,
             self.rate_limit_fallbacks,
         ):
             unlock(unlabelled)

@@ -101,6 +101,11 @@ class StoreEvents(Protocol):
         """Announcements may have been missed: forget every near-cached answer."""
         ...
 
+    def orphaned(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> None:
+        """Reservation ``uuid`` was confirmed (``answer``; ``None``: dropped) but its uuid
+        index was gone, so its stored answer, if any, could not be found to rewrite."""
+        ...
+
 
 class ShieldStore(Protocol):
     """Stored answers plus leases, keyed by shield digest (see ``keys.py``).
@@ -166,6 +171,12 @@ class ShieldStore(Protocol):
     async def confirm(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> str | None:
         """Replace (or, with ``None``, drop) the entry of reservation ``uuid``.
 
-        Returns the shield digest that was changed, ``None`` when nothing was stored.
+        Returns the shield digest that was changed, ``None`` when nothing was stored. A
+        shared store that finds no index announces the confirmation instead
+        (:meth:`StoreEvents.orphaned`), to every replica including this one.
         """
+        ...
+
+    async def confirm_digest(self, digest: str, uuid: str, answer: UpstreamAnswer | None) -> bool:
+        """As ``confirm``, for a stored answer found by its shield digest."""
         ...

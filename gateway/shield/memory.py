@@ -237,16 +237,19 @@ class MemoryShieldStore:
         digest = self._index.get(index)
         if digest is None:
             return None
+        return digest if await self.confirm_digest(digest, uuid, answer) else None
+
+    async def confirm_digest(self, digest: str, uuid: str, answer: UpstreamAnswer | None) -> bool:
         found = self._entries.get(digest)
         if found is None or found[0][_UUID] != uuid.lower():
-            return None
+            return False
         if answer is None:
             self._drop(digest)
         else:
             entry = unpack(found[0])
             replaced = Entry(answer, entry.expires_ms, entry.uuid)
             self._entries[digest] = (pack(replaced), found[1])
-        return digest
+        return True
 
     def _rebuild_expiry(self) -> None:
         """Only live answers' items: the heap had filled with those of evicted ones."""

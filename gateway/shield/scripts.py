@@ -11,7 +11,9 @@ Every hot-path operation is one Lua script, so it is one round trip and atomic:
 ``release``  leave the relayed answer for this token's waiters, compare-and-delete.
 ``renew``    compare-and-``PEXPIRE``: a live holder keeps a short lease alive.
 ``confirm``  rewrite (or drop) the stored copy if it is still that reservation, then
-             ``PUBLISH`` an invalidation for every replica's near-cache.
+             ``PUBLISH`` an invalidation for every replica's near-cache. Run after the
+             uuid index led to the digest, or when a repeat found a reservation whose
+             confirmation came while its index was lost (see ``service.py``).
 
 Keys, all in the slot of their hash tag (see ``keys.py``)::
 
@@ -28,7 +30,8 @@ Keys, all in the slot of their hash tag (see ``keys.py``)::
 from __future__ import annotations
 
 CHANNEL = b"rtbgw:shield:events"
-"""One channel per deployment: ``w<digest>`` wakes waiters, ``i<digest>`` invalidates."""
+"""One channel per deployment: ``w<digest>`` wakes waiters, ``i<digest>`` invalidates,
+``c<msgpack>`` announces a confirmation whose uuid index Redis had lost (``redis.py``)."""
 
 
 def shield_keys(digest: str) -> tuple[str, str, str, str]:
@@ -41,10 +44,10 @@ def index_key(index: str) -> str:
 
 
 ACQUIRE = """
-local e = redis.call('HMGET', KEYS[1], 's', 't', 'b', 'x')
+local e = redis.call('HMGET', KEYS[1], 's', 't', 'b', 'x', 'u')
 if e[3] then
   if tonumber(e[4]) > tonumber(ARGV[4]) then
-    return {1, e[1], e[2], e[3], e[4]}
+    return {1, e[1], e[2], e[3], e[4], e[5] or ''}
   end
   redis.call('DEL', KEYS[1])
 end

@@ -41,6 +41,14 @@ Decisions the contract left open:
   its own answer only once Redis reports that answer was the one stored: when Redis
   lost the lease mid-forward and another replica stored first, this replica's next
   repeat reads the stored one instead of keeping its own.
+- **A confirmation whose uuid index Redis lost still reaches the repeats.** The index
+  (uuid -> shield digest) is a key of its own, colder than the answer it points at, so
+  an ``allkeys-lru`` Redis evicts it first. A confirmation that finds no index is
+  announced to every replica (``StoreEvents.orphaned``); each keeps it (bounded by
+  ``ORPHANS_MAX``, until ``GATEWAY_SHIELD_MAX_TTL_S``), and the first repeat that meets
+  that reservation, in Redis or in the near-cache, rewrites (or drops) it in Redis as
+  the confirmation would have, then answers from the rewritten copy. Costs the hot
+  path one check of an almost always empty dict.
 - **A lookup that failed may still have leased.** A lookup that timed out may have
   reached Redis and been granted there, to a token this request holds (it forwards
   unshielded meanwhile). So once its answer is known the request still stores it, or
@@ -54,6 +62,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -69,6 +78,7 @@ from gateway.shield.base import (
     LEASED,
     RELAYED,
     Forward,
+    Lookup,
     ShieldStore,
     StoreUnavailable,
     marked,
@@ -82,6 +92,8 @@ from gateway.upstream.answer import UpstreamAnswer
 log = logging.getLogger("gateway.shield")
 
 LEASE_MARGIN_MS = 250
+# Confirmations kept for repeats because their uuid index was gone (see the docstring).
+ORPHANS_MAX = 10_000
 
 
 class _Settled(msgspec.Struct, frozen=True):
@@ -135,6 +147,9 @@ class StoreShield:
         prefix, counter = os.urandom(6).hex(), itertools.count(1)
         self._tokens = lambda: f"{prefix}{next(counter):x}"
         self._background: set[asyncio.Task[Any]] = set()
+        # uuid -> (index digest, replacement or None to drop, kept until epoch ms)
+        self._orphans: OrderedDict[str, tuple[str, UpstreamAnswer | None, int]] = OrderedDict()
+        self._orphans_dropped = metrics.shield_orphans_dropped.inc if metrics else None
         self._counters = (
             {r: metrics.bind(metrics.shield_lookups, r) for r in RESULTS} if metrics else None
         )
@@ -163,7 +178,7 @@ class StoreShield:
         near = self._near
         if near is not None and self._store.events_live and self._breaker.closed:
             entry = near.get(digest, self._clock_ms())
-            if entry is not None:
+            if entry is not None and not (self._orphans and entry.uuid in self._orphans):
                 self._count(HIT)
                 return entry.answer, HIT
         peek = self._peek
@@ -214,6 +229,18 @@ class StoreShield:
         if self._near is not None:
             self._near.clear()
 
+    def orphaned(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> None:
+        orphans = self._orphans
+        now = self._clock_ms()
+        while orphans and next(iter(orphans.values()))[2] <= now:
+            orphans.popitem(last=False)
+        orphans.pop(uuid, None)
+        orphans[uuid] = (index, answer, now + int(self._max_ttl_s * 1000))
+        if len(orphans) > ORPHANS_MAX:
+            orphans.popitem(last=False)
+            if self._orphans_dropped is not None:
+                self._orphans_dropped()
+
     # -- one lead request ----------------------------------------------------------------
 
     async def _lead(
@@ -245,6 +272,8 @@ class StoreShield:
         try:
             look = await store.acquire(digest, token, lease_ms, self._clock_ms())
             self._ok()
+            if look.kind == FOUND and self._orphans:
+                look = await self._healed(ping, digest, token, lease_ms, look)
             if look.kind == FOUND:
                 assert look.entry is not None
                 return self._found(digest, look.entry, generation, HIT)
@@ -266,6 +295,27 @@ class StoreShield:
             assert look.relayed is not None
             return _Settled(look.relayed, None, look.relayed, COALESCED)
         return await self._hold(ping, digest, token, deadline, forward)
+
+    async def _healed(
+        self, ping: Ping, digest: str, token: str, lease_ms: int, look: Lookup
+    ) -> Lookup:
+        """``look`` (FOUND), after applying a confirmation that missed it, if one did."""
+        entry = look.entry
+        assert entry is not None
+        orphan = self._orphans.get(entry.uuid)
+        if orphan is None or orphan[2] <= self._clock_ms():
+            return look
+        index, replacement, _ = orphan
+        if index != index_digest(ping.key, entry.uuid):
+            return look  # confirmed with another RTB key: not this caller's answer
+        await self._store.confirm_digest(digest, entry.uuid, replacement)
+        del self._orphans[entry.uuid]
+        if self._near is not None:
+            self._near.invalidate(digest)
+        if replacement is not None:
+            return Lookup(FOUND, entry=Entry(replacement, entry.expires_ms, entry.uuid))
+        # Dropped (no-target): the caller's ping is forwarded again, as after a confirm.
+        return await self._store.acquire(digest, token, lease_ms, self._clock_ms())
 
     def _found(self, digest: str, entry: Entry, generation: int, result: str) -> _Settled:
         if self._near is not None:

@@ -17,14 +17,15 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.errors import BadGateway
-from gateway.shield.keys import ping_digest
+from gateway.shield.entry import SHIELD_FIELD
+from gateway.shield.keys import index_digest, ping_digest
 from gateway.shield.memory import wall_ms
 from gateway.shield.redis import RedisShieldStore
-from gateway.shield.scripts import shield_keys
+from gateway.shield.scripts import index_key, shield_keys
 from gateway.shield.service import StoreShield
 from gateway.upstream.answer import UpstreamAnswer
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
-from tests.shield.test_service import PING, Upstream, deadline_in, eventually, reservation
+from tests.shield.test_service import KEY, PING, Upstream, deadline_in, eventually, reservation
 from tests.support.redis_server import RedisServer
 from tests.support.tcp_proxy import TcpProxy
 
@@ -197,3 +198,67 @@ async def test_a_failed_forward_after_a_timed_out_lookup_releases_its_lease(
     finally:
         proxy.release_replies()
         await a.close()
+
+
+def confirmation(n: int, status: str = "confirmed") -> UpstreamAnswer:
+    body = msgspec.json.decode(reservation(UUIDS[n]))
+    return UpstreamAnswer(200, msgspec.json.encode({**body, "status": status}))
+
+
+async def statuses(shields: list[StoreShield], never: Upstream) -> set[str]:
+    return {
+        msgspec.json.decode((await s.answer(PING, deadline_in(10), never))[0].body)["status"]
+        for s in shields
+    }
+
+
+async def test_confirm_after_redis_lost_the_uuid_index_still_ends_reserved_repeats(
+    replicas: tuple[Clock, list[StoreShield]], redis: Redis
+) -> None:
+    """An allkeys-lru Redis evicts the cold uuid index before the answer it points at: the
+    confirmation is announced instead, and the first repeat anywhere rewrites the stored
+    answer, so no replica keeps saying ``reserved`` (issue 20, row 7)."""
+    _, (a, b, c) = replicas
+    never = upstream(9)
+    await a.answer(PING, deadline_in(10), upstream(0))
+    assert await statuses([a, b, c], never) == {"reserved"}  # b and c near-cache it
+    await redis.delete(index_key(index_digest(KEY, UUIDS[0])))
+    await a.confirmed(KEY, UUIDS[0], confirmation(0))
+
+    async def everyone_says_confirmed() -> bool:
+        return await statuses([a, b, c], never) == {"confirmed"}
+
+    await eventually(everyone_says_confirmed, within=3.0)
+    answer_key = shield_keys(ping_digest("key", PING))[0]
+    stored = msgspec.json.decode(await redis.hget(answer_key, "b"))
+    assert (stored["status"], stored["uuid"], stored[SHIELD_FIELD]) == ("confirmed", UUIDS[0], True)
+    assert never.calls == 0
+
+
+async def test_no_target_confirm_after_the_index_was_lost_forwards_the_next_ping(
+    replicas: tuple[Clock, list[StoreShield]], redis: Redis
+) -> None:
+    _, (a, b, _c) = replicas
+    await a.answer(PING, deadline_in(10), upstream(0))
+    assert (await b.answer(PING, deadline_in(10), upstream(9)))[1] == "hit"
+    await redis.delete(index_key(index_digest(KEY, UUIDS[0])))
+    await a.confirmed(KEY, UUIDS[0], UpstreamAnswer(200, b'{"status":"no-target"}'))
+    again = upstream(1)
+
+    async def forwarded_again() -> bool:
+        answer, result = await b.answer(PING, deadline_in(10), again)
+        return result == "miss" and uuid_of(answer) == UUIDS[1]
+
+    await eventually(forwarded_again, within=3.0)
+    assert again.calls == 1
+
+
+async def test_a_confirmation_with_another_key_does_not_touch_the_answer(
+    replicas: tuple[Clock, list[StoreShield]], redis: Redis
+) -> None:
+    _, (a, b, _c) = replicas
+    never = upstream(9)
+    await a.answer(PING, deadline_in(10), upstream(0))
+    other_key = "0fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
+    await a.confirmed(other_key, UUIDS[0], confirmation(0))  # finds no index for that key
+    assert await statuses([a, b], never) == {"reserved"}
