@@ -147,8 +147,13 @@ class StoreShield:
         prefix, counter = os.urandom(6).hex(), itertools.count(1)
         self._tokens = lambda: f"{prefix}{next(counter):x}"
         self._background: set[asyncio.Task[Any]] = set()
-        # uuid -> (index digest, replacement or None to drop, kept until epoch ms)
-        self._orphans: OrderedDict[str, tuple[str, UpstreamAnswer | None, int]] = OrderedDict()
+        # (uuid, index digest) -> (replacement or None to drop, kept until epoch ms), and
+        # how many of them name each uuid: a hit checks the uuid alone (no hashing), and
+        # a confirmation under another RTB key cannot shadow the real one.
+        self._orphans: OrderedDict[tuple[str, str], tuple[UpstreamAnswer | None, int]] = (
+            OrderedDict()
+        )
+        self._orphan_uuids: dict[str, int] = {}
         self._orphans_dropped = metrics.shield_orphans_dropped.inc if metrics else None
         self._counters = (
             {r: metrics.bind(metrics.shield_lookups, r) for r in RESULTS} if metrics else None
@@ -178,7 +183,7 @@ class StoreShield:
         near = self._near
         if near is not None and self._store.events_live and self._breaker.closed:
             entry = near.get(digest, self._clock_ms())
-            if entry is not None and not (self._orphans and entry.uuid in self._orphans):
+            if entry is not None and not (self._orphan_uuids and entry.uuid in self._orphan_uuids):
                 self._count(HIT)
                 return entry.answer, HIT
         peek = self._peek
@@ -232,14 +237,27 @@ class StoreShield:
     def orphaned(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> None:
         orphans = self._orphans
         now = self._clock_ms()
-        while orphans and next(iter(orphans.values()))[2] <= now:
-            orphans.popitem(last=False)
-        orphans.pop(uuid, None)
-        orphans[uuid] = (index, answer, now + int(self._max_ttl_s * 1000))
+        while orphans and next(iter(orphans.values()))[1] <= now:
+            self._forget(next(iter(orphans)))
+        key = (uuid, index)
+        if key in orphans:
+            del orphans[key]
+        else:
+            self._orphan_uuids[uuid] = self._orphan_uuids.get(uuid, 0) + 1
+        orphans[key] = (answer, now + int(self._max_ttl_s * 1000))
         if len(orphans) > ORPHANS_MAX:
-            orphans.popitem(last=False)
+            self._forget(next(iter(orphans)))
             if self._orphans_dropped is not None:
                 self._orphans_dropped()
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        del self._orphans[key]
+        uuid = key[0]
+        left = self._orphan_uuids[uuid] - 1
+        if left:
+            self._orphan_uuids[uuid] = left
+        else:
+            del self._orphan_uuids[uuid]
 
     # -- one lead request ----------------------------------------------------------------
 
@@ -272,7 +290,7 @@ class StoreShield:
         try:
             look = await store.acquire(digest, token, lease_ms, self._clock_ms())
             self._ok()
-            if look.kind == FOUND and self._orphans:
+            if look.kind == FOUND and self._orphan_uuids:
                 look = await self._healed(ping, digest, token, lease_ms, look)
             if look.kind == FOUND:
                 assert look.entry is not None
@@ -302,14 +320,17 @@ class StoreShield:
         """``look`` (FOUND), after applying a confirmation that missed it, if one did."""
         entry = look.entry
         assert entry is not None
-        orphan = self._orphans.get(entry.uuid)
-        if orphan is None or orphan[2] <= self._clock_ms():
+        if entry.uuid not in self._orphan_uuids:
             return look
-        index, replacement, _ = orphan
-        if index != index_digest(ping.key, entry.uuid):
-            return look  # confirmed with another RTB key: not this caller's answer
+        # The index digest binds the RTB key: a confirmation under another key is not
+        # this caller's and changes nothing.
+        key = (entry.uuid, index_digest(ping.key, entry.uuid))
+        orphan = self._orphans.get(key)
+        if orphan is None or orphan[1] <= self._clock_ms():
+            return look
+        replacement = orphan[0]
         await self._store.confirm_digest(digest, entry.uuid, replacement)
-        del self._orphans[entry.uuid]
+        self._forget(key)
         if self._near is not None:
             self._near.invalidate(digest)
         if replacement is not None:

@@ -17,12 +17,13 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.errors import BadGateway
+from gateway.metrics import Metrics
 from gateway.shield.entry import SHIELD_FIELD
 from gateway.shield.keys import index_digest, ping_digest
-from gateway.shield.memory import wall_ms
+from gateway.shield.memory import MemoryShieldStore, wall_ms
 from gateway.shield.redis import RedisShieldStore
 from gateway.shield.scripts import index_key, shield_keys
-from gateway.shield.service import StoreShield
+from gateway.shield.service import ORPHANS_MAX, StoreShield
 from gateway.upstream.answer import UpstreamAnswer
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
 from tests.shield.test_service import KEY, PING, Upstream, deadline_in, eventually, reservation
@@ -262,3 +263,25 @@ async def test_a_confirmation_with_another_key_does_not_touch_the_answer(
     other_key = "0fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
     await a.confirmed(other_key, UUIDS[0], confirmation(0))  # finds no index for that key
     assert await statuses([a, b], never) == {"reserved"}
+    # The real confirmation, its index lost, then the other key's again: not shadowed.
+    await redis.delete(index_key(index_digest(KEY, UUIDS[0])))
+    await a.confirmed(KEY, UUIDS[0], confirmation(0))
+    await a.confirmed(other_key, UUIDS[0], UpstreamAnswer(200, b'{"status":"no-target"}'))
+
+    async def confirmed_everywhere() -> bool:
+        return await statuses([a, b], never) == {"confirmed"}
+
+    await eventually(confirmed_everywhere, within=3.0)
+    assert never.calls == 0
+
+
+async def test_announced_confirmations_are_bounded_and_counted() -> None:
+    metrics = Metrics()
+    shield = StoreShield(MemoryShieldStore(10), metrics=metrics)
+    for i in range(ORPHANS_MAX + 5):
+        shield.orphaned(f"index{i}", f"uuid{i}", None)
+    assert len(shield._orphans) == ORPHANS_MAX
+    assert len(shield._orphan_uuids) == ORPHANS_MAX
+    assert "uuid0" not in shield._orphan_uuids  # the oldest went first
+    dropped = metrics.registry.get_sample_value("gateway_shield_orphan_confirms_dropped_total")
+    assert dropped == 5
