@@ -225,7 +225,9 @@ def build_shield(settings: Settings, metrics: Metrics, seam: RedisSeam | None = 
     the shield's: a failing Redis is skipped by shield, rate limits and lookup cache
     together."""
     if seam is None:
-        store: Any = MemoryShieldStore(settings.shield_memory_max_entries)
+        store: Any = MemoryShieldStore(
+            settings.shield_memory_max_entries, on_evict=metrics.shield_store_evicted.inc
+        )
     else:
         from gateway.shield.redis_store import RedisShieldStore
 
@@ -236,6 +238,7 @@ def build_shield(settings: Settings, metrics: Metrics, seam: RedisSeam | None = 
         max_ttl_s=settings.shield_max_ttl_s,
         lease_ms=settings.shield_lease_ms,
         near_cache_size=settings.shield_near_cache_size,
+        near_cache_ttl_ms=settings.shield_near_cache_ttl_ms,
         breaker=seam.breaker if seam is not None else seam_breaker(settings),
         metrics=metrics,
     )

@@ -104,7 +104,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shield_scope: str = "key"
     shield_max_ttl_s: int = 3600
     shield_near_cache_size: int = 100_000
-    shield_memory_max_entries: int = 1_000_000
+    # How long a near-cached answer is trusted without asking Redis again: the bound on
+    # replicas disagreeing after Redis loses or evicts a bid (gateway/shield/nearcache.py).
+    shield_near_cache_ttl_ms: int = 1000
+    # About 1 kB each: 200,000 (~200 MB) fits the chart's 512Mi with room to spare.
+    shield_memory_max_entries: int = 200_000
     # Shield leases are short and renewed while the holder forwards (gateway/shield/).
     shield_lease_ms: int = 1000
     # After this many consecutive failed Redis calls the shield is bypassed for a while.
@@ -182,6 +186,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         )
         _positive("GATEWAY_SHIELD_MAX_TTL_S", self.shield_max_ttl_s, upper=7 * 86400)
         _positive("GATEWAY_SHIELD_NEAR_CACHE_SIZE", self.shield_near_cache_size, allow_zero=True)
+        _positive("GATEWAY_SHIELD_NEAR_CACHE_TTL_MS", self.shield_near_cache_ttl_ms, upper=60_000)
         _positive("GATEWAY_SHIELD_MEMORY_MAX_ENTRIES", self.shield_memory_max_entries)
         _positive("GATEWAY_REDIS_TIMEOUT_MS", self.redis_timeout_ms, upper=10_000)
         _positive("GATEWAY_SHIELD_LEASE_MS", self.shield_lease_ms, upper=60_000)

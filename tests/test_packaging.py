@@ -50,6 +50,7 @@ CHART_CONFIG_ENV = {
     "rtbTimeoutMs": "GATEWAY_RTB_TIMEOUT_MS",
     "shieldScope": "GATEWAY_SHIELD_SCOPE",
     "shieldMaxTtlS": "GATEWAY_SHIELD_MAX_TTL_S",
+    "shieldMemoryMaxEntries": "GATEWAY_SHIELD_MEMORY_MAX_ENTRIES",
     "maxBodyBytes": "GATEWAY_MAX_BODY_BYTES",
     "coreApiMaxConcurrency": "GATEWAY_CORE_API_MAX_CONCURRENCY",
     "lookupCacheTtlS": "GATEWAY_LOOKUP_CACHE_TTL_S",

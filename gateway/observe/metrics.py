@@ -216,6 +216,16 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.shield_store_evicted = Counter(
+            "gateway_shield_store_evicted_total",
+            "Live answers the in-process shield store dropped at its entry cap before expiry",
+            registry=r,
+        )
+        self.shield_orphans_dropped = Counter(
+            "gateway_shield_orphan_confirms_dropped_total",
+            "Confirmations whose uuid index was lost, forgotten at the bound before a repeat",
+            registry=r,
+        )
         self.redis_duration = Histogram(
             "gateway_redis_command_duration_seconds",
             "Time spent on one Redis command or script, by outcome",
@@ -272,7 +282,13 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.build_info.labels(version).set(1)
-        for unlabelled in (self.in_flight, self.shield_store_entries, self.rate_limit_fallbacks):
+        for unlabelled in (
+            self.in_flight,
+            self.shield_store_entries,
+            self.shield_store_evicted,
+            self.shield_orphans_dropped,
+            self.rate_limit_fallbacks,
+        ):
             unlock(unlabelled)
 
     def bind(self, metric: Any, *labels: str) -> Any:

@@ -101,6 +101,11 @@ class StoreEvents(Protocol):
         """Announcements may have been missed: forget every near-cached answer."""
         ...
 
+    def orphaned(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> None:
+        """Reservation ``uuid`` was confirmed (``answer``; ``None``: dropped) but its uuid
+        index was gone, so its stored answer, if any, could not be found to rewrite."""
+        ...
+
 
 class ShieldStore(Protocol):
     """Stored answers plus leases, keyed by shield digest (see ``keys.py``).
@@ -118,7 +123,8 @@ class ShieldStore(Protocol):
       shared store queues the write on its connection when ``store`` is *called*, ahead
       of anything the process writes after the call; the awaitable only reports how it
       went. So a leaseholder can answer its client as soon as the store is on its way:
-      the client's repeat, wherever it lands, reaches Redis after the store.
+      the client's repeat, wherever it lands, reaches Redis after the store. The
+      outcome is truthy when this entry was written, falsy when an earlier one was kept.
     - ``release`` is compare-and-delete on ``token`` and may leave ``relayed`` for the
       waiters of that token only; new pings never see it.
     - ``wait`` returns when the entry appears, the holder relays, or the lease is gone
@@ -165,6 +171,12 @@ class ShieldStore(Protocol):
     async def confirm(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> str | None:
         """Replace (or, with ``None``, drop) the entry of reservation ``uuid``.
 
-        Returns the shield digest that was changed, ``None`` when nothing was stored.
+        Returns the shield digest that was changed, ``None`` when nothing was stored. A
+        shared store that finds no index announces the confirmation instead
+        (:meth:`StoreEvents.orphaned`), to every replica including this one.
         """
+        ...
+
+    async def confirm_digest(self, digest: str, uuid: str, answer: UpstreamAnswer | None) -> bool:
+        """As ``confirm``, for a stored answer found by its shield digest."""
         ...

@@ -1,10 +1,12 @@
 """What the shield stores, and when an upstream answer may be stored at all.
 
-Only a reservation is worth repeating: a 2xx JSON object whose ``expires_at`` lies in
-the future. Its lifetime in the store is ``expires_at - now``, capped by
-``GATEWAY_SHIELD_MAX_TTL_S``; errors, non-2xx answers, ``no-target`` (no ``expires_at``)
-and past or unreadable ``expires_at`` are never stored, so the next ping asks the
-upstream again.
+Only a reservation is worth repeating: a 2xx JSON object whose ``status`` is
+``reserved`` or ``confirmed`` and whose ``expires_at`` lies in the future. Its lifetime in
+the store is ``expires_at - now``, capped by ``GATEWAY_SHIELD_MAX_TTL_S``; errors,
+non-2xx answers, any other ``status`` (``no-target``, even one carrying an
+``expires_at``) and past or unreadable ``expires_at`` are never stored, so the next ping
+asks the upstream again. The status is checked rather than inferred from ``expires_at``:
+repeating a ``no-target`` would keep a caller away from buyers for the whole window.
 
 The shielded copy is built once, when storing: the upstream's bytes with
 ``"retreaver_ping_shield": true`` spliced in before the closing brace, exactly as
@@ -23,6 +25,8 @@ import msgspec
 from gateway.wire.answer import UpstreamAnswer
 
 SHIELD_FIELD = "retreaver_ping_shield"
+# The only statuses a repeat may be told again: a live reservation.
+SHIELDED_STATUSES = frozenset({"reserved", "confirmed"})
 _FIELD_JSON = b'"retreaver_ping_shield":true}'
 
 _decoder = msgspec.json.Decoder()
@@ -101,7 +105,7 @@ def make_entry(answer: UpstreamAnswer, now_s: float, max_ttl_s: float) -> Entry 
     if not answer.ok:
         return None
     data = decode_object(answer.body)
-    if data is None:
+    if data is None or data.get("status") not in SHIELDED_STATUSES:
         return None
     expires_at = parse_expires_at(data.get("expires_at"))
     if expires_at is None or expires_at <= now_s:

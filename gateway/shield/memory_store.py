@@ -5,10 +5,22 @@ one process: bounded by an LRU cap (``GATEWAY_SHIELD_MEMORY_MAX_ENTRIES``), entr
 expire by the gateway's clock, leases by the store's own clock (injectable, so expiry is
 tested without waiting). Nothing here awaits anything but a waiter's sleep, so each
 operation is atomic on the event loop, as a Lua script is atomic in Redis.
+
+Expired answers are *freed*, not only hidden, as Redis frees a key at its TTL: without
+that, a burst of callers kept its memory (about a kilobyte each) until the LRU cap
+pushed it out, long after every bid had expired. An expiry heap of ``(expires_ms,
+digest)`` finds them in expiry order; each store frees a few (``SWEEP_PER_STORE``) and a
+timer started by :meth:`start` frees the rest in small batches (``SWEEP_BATCH`` per
+event-loop turn) so an idle store also shrinks. Heap items of answers that left early
+(LRU cap, confirmation) are skipped when reached, and the heap is rebuilt from the live
+answers once it holds twice as many items: it stays bounded by the cap too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +41,13 @@ from gateway.wire.answer import UpstreamAnswer
 
 _EXPIRES = 3  # positions in a Packed entry
 _UUID = 4
+
+# Expired answers freed by each store: more than one, so the sweep outpaces any insert
+# rate; few, so a store never costs more than a few microseconds extra.
+SWEEP_PER_STORE = 4
+# The timer's batch per event-loop turn (about a millisecond of work) and its period.
+SWEEP_BATCH = 2000
+SWEEP_INTERVAL_S = 1.0
 
 
 def wall_ms() -> int:
@@ -51,9 +70,21 @@ class _Relay:
 class MemoryShieldStore:
     shared = False
 
-    def __init__(self, max_entries: int = 1_000_000, clock_ms: Callable[[], int] = wall_ms):
+    def __init__(
+        self,
+        max_entries: int = 200_000,
+        clock_ms: Callable[[], int] = wall_ms,
+        *,
+        on_evict: Callable[[], None] | None = None,
+        sweep_interval_s: float = SWEEP_INTERVAL_S,
+    ):
         self._max = max(1, max_entries)
         self._clock_ms = clock_ms
+        self._on_evict = on_evict
+        self._sweep_interval_s = sweep_interval_s
+        self._sweeper: asyncio.Task[None] | None = None
+        # (expires_ms, digest) of every answer stored, soonest first (see the docstring).
+        self._expiry: list[tuple[int, str]] = []
         # digest -> (packed entry, index digest): plain tuples the cycle GC ignores.
         self._entries: OrderedDict[str, tuple[Packed, str]] = OrderedDict()
         self._index: dict[str, str] = {}
@@ -69,10 +100,49 @@ class MemoryShieldStore:
         return None
 
     async def start(self) -> None:
-        return None
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="shield-sweep")
 
     async def close(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         self._wakeups.wake_all()
+
+    def sweep(self, limit: int = SWEEP_BATCH) -> int:
+        """Free up to ``limit`` answers expired by the store's clock; how many were freed.
+
+        Heap items for answers already gone count towards ``limit`` too, so a call is
+        bounded work whatever the heap holds.
+        """
+        heap, entries = self._expiry, self._entries
+        clock = self._clock_ms()
+        freed = 0
+        for _ in range(limit):
+            if not heap or heap[0][0] > clock:
+                break
+            expires_ms, digest = heapq.heappop(heap)
+            found = entries.get(digest)
+            if found is not None and found[0][_EXPIRES] == expires_ms:
+                self._drop(digest)
+                freed += 1
+        return freed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval_s)
+            await self._sweep_due()
+
+    async def _sweep_due(self) -> None:
+        """Everything due now, a batch per event-loop turn so pings run in between."""
+        for _ in range(len(self._expiry) // SWEEP_BATCH + 1):
+            self.sweep(SWEEP_BATCH)
+            heap = self._expiry  # a store in between may have rebuilt it
+            if not heap or heap[0][0] > self._clock_ms():
+                return
+            await asyncio.sleep(0)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -131,15 +201,24 @@ class MemoryShieldStore:
         lease.expires_ms = clock + lease_ms
         return True
 
-    async def store(self, digest: str, token: str, entry: Entry, index: str) -> None:
-        if digest not in self._entries:
-            self._entries[digest] = (pack(entry), index)
+    async def store(self, digest: str, token: str, entry: Entry, index: str) -> bool:
+        written = digest not in self._entries
+        if written:
+            packed = pack(entry)
+            self._entries[digest] = (packed, index)
             if index:
                 self._index[index] = digest
+            heapq.heappush(self._expiry, (packed[_EXPIRES], digest))
+            self.sweep(SWEEP_PER_STORE)
             while len(self._entries) > self._max:
                 self._drop(next(iter(self._entries)))
+                if self._on_evict is not None:
+                    self._on_evict()
+            if len(self._expiry) > 2 * self._max:
+                self._rebuild_expiry()
         self._release_lease(digest, token)
         self._wakeups.wake(digest)
+        return written
 
     async def release(self, digest: str, token: str, relayed: UpstreamAnswer | None) -> None:
         if relayed is not None:
@@ -158,16 +237,25 @@ class MemoryShieldStore:
         digest = self._index.get(index)
         if digest is None:
             return None
+        return digest if await self.confirm_digest(digest, uuid, answer) else None
+
+    async def confirm_digest(self, digest: str, uuid: str, answer: UpstreamAnswer | None) -> bool:
         found = self._entries.get(digest)
         if found is None or found[0][_UUID] != uuid.lower():
-            return None
+            return False
         if answer is None:
             self._drop(digest)
         else:
             entry = unpack(found[0])
             replaced = Entry(answer, entry.expires_ms, entry.uuid)
             self._entries[digest] = (pack(replaced), found[1])
-        return digest
+        return True
+
+    def _rebuild_expiry(self) -> None:
+        """Only live answers' items: the heap had filled with those of evicted ones."""
+        heap = [(found[0][_EXPIRES], digest) for digest, found in self._entries.items()]
+        heapq.heapify(heap)
+        self._expiry = heap
 
     def _release_lease(self, digest: str, token: str) -> None:
         lease = self._leases.get(digest)

@@ -26,6 +26,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from gateway.shield.base import (
     FOUND,
     HELD,
@@ -70,6 +72,18 @@ _STORE = Script(STORE)
 _RELEASE = Script(RELEASE)
 _RENEW = Script(RENEW)
 _CONFIRM = Script(CONFIRM)
+
+
+class Orphan(msgspec.Struct, array_like=True, frozen=True):
+    """A confirmation that found no uuid index: announced so repeats can apply it."""
+
+    index: str
+    uuid: str
+    answer: UpstreamAnswer | None
+
+
+_orphans = msgspec.msgpack.Encoder()
+_orphans_decoder = msgspec.msgpack.Decoder(Orphan)
 
 
 def _answer(status: bytes, content_type: bytes, body: bytes) -> UpstreamAnswer:
@@ -166,7 +180,8 @@ class RedisShieldStore:
         kind = reply[0]
         if kind == FOUND:
             answer = _answer(reply[1], reply[2], reply[3])
-            return Lookup(FOUND, entry=Entry(answer, int(reply[4]), ""))
+            uuid = reply[5].decode("ascii", "replace") if len(reply) > 5 else ""
+            return Lookup(FOUND, entry=Entry(answer, int(reply[4]), uuid))
         if kind == LEASED:
             return Lookup(LEASED)
         if kind == HELD:
@@ -195,7 +210,8 @@ class RedisShieldStore:
         )
 
     def store(self, digest: str, token: str, entry: Entry, index: str) -> Awaitable[object]:
-        """Queued on the connection by the call; awaiting gives the outcome (see base.py)."""
+        """Queued on the connection by the call; awaiting gives the outcome (see base.py):
+        1 when ``entry`` was written, 0 when an earlier answer was kept."""
         ttl_ms = max(entry.expires_ms - self._clock_ms(), 1)
         answer_key, lease, _, waiters = shield_keys(digest)
         keys = [answer_key, lease, waiters]
@@ -246,8 +262,20 @@ class RedisShieldStore:
         observe = self._observers["confirm"]
         raw = await self._seam.call("confirm", self._client.get(index_key(index)), observe)
         if raw is None:
+            # No index: nothing was stored, or Redis lost the index (eviction) while the
+            # answer lives on. Tell every replica, so the next repeat that finds this
+            # reservation rewrites it (StoreShield.orphaned).
+            message = b"c" + _orphans.encode(Orphan(index, uuid.lower(), answer))
+            await self._seam.call("confirm", self._client.publish(CHANNEL, message), observe)
+            if self._events is not None:
+                self._events.orphaned(index, uuid.lower(), answer)
             return None
         digest = raw.decode("ascii")
+        return digest if await self.confirm_digest(digest, uuid, answer) else None
+
+    async def confirm_digest(self, digest: str, uuid: str, answer: UpstreamAnswer | None) -> bool:
+        """Rewrite (or drop) the answer under ``digest`` if it is reservation ``uuid``."""
+        observe = self._observers["confirm"]
         if answer is None:
             args: tuple[Any, ...] = (uuid.lower(), "d", "", "", "")
         else:
@@ -259,7 +287,7 @@ class RedisShieldStore:
             (*args, CHANNEL, b"i" + digest.encode("ascii")),
             observe,
         )
-        return digest if changed else None
+        return bool(changed)
 
     # -- announcements -----------------------------------------------------------------
 
@@ -328,10 +356,18 @@ class RedisShieldStore:
             self._wakeups.wake(digest)
         elif kind == b"i" and self._events is not None:
             self._events.invalidate(digest)
+        elif kind == b"c" and self._events is not None:
+            try:
+                orphan = _orphans_decoder.decode(data[1:])
+            except msgspec.DecodeError:
+                return
+            self._events.orphaned(orphan.index, orphan.uuid, orphan.answer)
 
 
-async def _outcomes(*calls: Awaitable[Any]) -> None:
+async def _outcomes(*calls: Awaitable[Any]) -> Any:
+    """The first call's reply, once all have answered; the first failure raised."""
     results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
+    return results[0]

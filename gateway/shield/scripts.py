@@ -6,11 +6,14 @@ Every hot-path operation is one Lua script, so it is one round trip and atomic:
              one caller, or the holder's token; a waiter also learns here whether the
              holder it waits on relayed an answer.
 ``store``    first writer wins (``HSET`` + ``PEXPIRE``), then compare-and-delete of the
-             lease, then ``PUBLISH`` a wake-up if anyone is waiting (the waiters flag).
+             lease, then ``PUBLISH`` a wake-up if anyone is waiting (the waiters flag);
+             replies 1 when this answer was written, 0 when an earlier one was kept.
 ``release``  leave the relayed answer for this token's waiters, compare-and-delete.
 ``renew``    compare-and-``PEXPIRE``: a live holder keeps a short lease alive.
 ``confirm``  rewrite (or drop) the stored copy if it is still that reservation, then
-             ``PUBLISH`` an invalidation for every replica's near-cache.
+             ``PUBLISH`` an invalidation for every replica's near-cache. Run after the
+             uuid index led to the digest, or when a repeat found a reservation whose
+             confirmation came while its index was lost (see ``service.py``).
 
 Keys, all in the slot of their hash tag (see ``keys.py``)::
 
@@ -27,7 +30,8 @@ Keys, all in the slot of their hash tag (see ``keys.py``)::
 from __future__ import annotations
 
 CHANNEL = b"rtbgw:shield:events"
-"""One channel per deployment: ``w<digest>`` wakes waiters, ``i<digest>`` invalidates."""
+"""One channel per deployment: ``w<digest>`` wakes waiters, ``i<digest>`` invalidates,
+``c<msgpack>`` announces a confirmation whose uuid index Redis had lost (``redis.py``)."""
 
 
 def shield_keys(digest: str) -> tuple[str, str, str, str]:
@@ -40,10 +44,10 @@ def index_key(index: str) -> str:
 
 
 ACQUIRE = """
-local e = redis.call('HMGET', KEYS[1], 's', 't', 'b', 'x')
+local e = redis.call('HMGET', KEYS[1], 's', 't', 'b', 'x', 'u')
 if e[3] then
   if tonumber(e[4]) > tonumber(ARGV[4]) then
-    return {1, e[1], e[2], e[3], e[4]}
+    return {1, e[1], e[2], e[3], e[4], e[5] or ''}
   end
   redis.call('DEL', KEYS[1])
 end
@@ -67,12 +71,14 @@ return {3, holder}
 """
 
 STORE = """
+local written = 0
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 's', ARGV[2], 't', ARGV[3], 'b', ARGV[4], 'x', ARGV[5], 'u', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
   if KEYS[4] then
     redis.call('SET', KEYS[4], ARGV[10], 'PX', ARGV[7])
   end
+  written = 1
 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then
   redis.call('DEL', KEYS[2])
@@ -80,7 +86,7 @@ end
 if redis.call('DEL', KEYS[3]) == 1 then
   redis.call('PUBLISH', ARGV[8], ARGV[9])
 end
-return 1
+return written
 """
 
 RELEASE = """

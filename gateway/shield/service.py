@@ -33,9 +33,27 @@ Decisions the contract left open:
   share one store conversation (one acquire, one waiter, one forward); the others await
   it. This keeps Redis traffic per caller constant however many duplicates arrive, and
   keeps duplicates coalesced inside a replica even while Redis is down.
-- **Near-cache only while announcements flow.** Repeats are answered from process
-  memory only while the store's pub/sub subscription is up and the breaker is closed;
-  otherwise a confirmation on another replica could go unnoticed.
+- **Near-cache only while announcements flow, and only briefly.** Repeats are answered
+  from process memory only while the store's pub/sub subscription is up and the breaker
+  is closed (otherwise a confirmation on another replica could go unnoticed), and each
+  copy only for ``GATEWAY_SHIELD_NEAR_CACHE_TTL_MS`` after Redis last showed it (Redis
+  can lose an answer without a word: ``FLUSHALL``, eviction). A leaseholder near-caches
+  its own answer only once Redis reports that answer was the one stored: when Redis
+  lost the lease mid-forward and another replica stored first, this replica's next
+  repeat reads the stored one instead of keeping its own.
+- **A confirmation whose uuid index Redis lost still reaches the repeats.** The index
+  (uuid -> shield digest) is a key of its own, colder than the answer it points at, so
+  an ``allkeys-lru`` Redis evicts it first. A confirmation that finds no index is
+  announced to every replica (``StoreEvents.orphaned``); each keeps it (bounded by
+  ``ORPHANS_MAX``, until ``GATEWAY_SHIELD_MAX_TTL_S``), and the first repeat that meets
+  that reservation, in Redis or in the near-cache, rewrites (or drops) it in Redis as
+  the confirmation would have, then answers from the rewritten copy. Costs the hot
+  path one check of an almost always empty dict.
+- **A lookup that failed may still have leased.** A lookup that timed out may have
+  reached Redis and been granted there, to a token this request holds (it forwards
+  unshielded meanwhile). So once its answer is known the request still stores it, or
+  releases, under that token, in the background: the caller's next ping finds the
+  answer (or no lease) instead of waiting out a lease nobody holds and forwarding again.
 """
 
 from __future__ import annotations
@@ -44,6 +62,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -58,6 +77,7 @@ from gateway.shield.base import (
     LEASED,
     RELAYED,
     Forward,
+    Lookup,
     ShieldStore,
     StoreUnavailable,
     marked,
@@ -72,6 +92,8 @@ from gateway.wire.redis import Breaker
 log = logging.getLogger("gateway.shield")
 
 LEASE_MARGIN_MS = 250
+# Confirmations kept for repeats because their uuid index was gone (see the docstring).
+ORPHANS_MAX = 10_000
 
 
 class _Settled(msgspec.Struct, frozen=True):
@@ -101,6 +123,7 @@ class StoreShield:
         max_ttl_s: float = 3600,
         lease_ms: int = 1000,
         near_cache_size: int = 0,
+        near_cache_ttl_ms: int = 1000,
         breaker: Breaker | None = None,
         metrics: Metrics | None = None,
         clock_ms: Callable[[], int] = wall_ms,
@@ -111,7 +134,11 @@ class StoreShield:
         self._lease_ms = lease_ms
         self._clock_ms = clock_ms
         self._breaker = breaker or Breaker()
-        self._near = NearCache(near_cache_size) if store.shared and near_cache_size > 0 else None
+        self._near = (
+            NearCache(near_cache_size, near_cache_ttl_ms)
+            if store.shared and near_cache_size > 0
+            else None
+        )
         # An in-process store answers a hit synchronously: no flight, token or lease.
         self._peek = getattr(store, "peek", None) if not store.shared else None
         self._flights: dict[str, asyncio.Future[_Settled | None]] = {}
@@ -120,6 +147,14 @@ class StoreShield:
         prefix, counter = os.urandom(6).hex(), itertools.count(1)
         self._tokens = lambda: f"{prefix}{next(counter):x}"
         self._background: set[asyncio.Task[Any]] = set()
+        # (uuid, index digest) -> (replacement or None to drop, kept until epoch ms), and
+        # how many of them name each uuid: a hit checks the uuid alone (no hashing), and
+        # a confirmation under another RTB key cannot shadow the real one.
+        self._orphans: OrderedDict[tuple[str, str], tuple[UpstreamAnswer | None, int]] = (
+            OrderedDict()
+        )
+        self._orphan_uuids: dict[str, int] = {}
+        self._orphans_dropped = metrics.shield_orphans_dropped.inc if metrics else None
         self._counters = (
             {r: metrics.bind(metrics.shield_lookups, r) for r in RESULTS} if metrics else None
         )
@@ -148,7 +183,7 @@ class StoreShield:
         near = self._near
         if near is not None and self._store.events_live and self._breaker.closed:
             entry = near.get(digest, self._clock_ms())
-            if entry is not None:
+            if entry is not None and not (self._orphan_uuids and entry.uuid in self._orphan_uuids):
                 self._count(HIT)
                 return entry.answer, HIT
         peek = self._peek
@@ -199,6 +234,31 @@ class StoreShield:
         if self._near is not None:
             self._near.clear()
 
+    def orphaned(self, index: str, uuid: str, answer: UpstreamAnswer | None) -> None:
+        orphans = self._orphans
+        now = self._clock_ms()
+        while orphans and next(iter(orphans.values()))[1] <= now:
+            self._forget(next(iter(orphans)))
+        key = (uuid, index)
+        if key in orphans:
+            del orphans[key]
+        else:
+            self._orphan_uuids[uuid] = self._orphan_uuids.get(uuid, 0) + 1
+        orphans[key] = (answer, now + int(self._max_ttl_s * 1000))
+        if len(orphans) > ORPHANS_MAX:
+            self._forget(next(iter(orphans)))
+            if self._orphans_dropped is not None:
+                self._orphans_dropped()
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        del self._orphans[key]
+        uuid = key[0]
+        left = self._orphan_uuids[uuid] - 1
+        if left:
+            self._orphan_uuids[uuid] = left
+        else:
+            del self._orphan_uuids[uuid]
+
     # -- one lead request ----------------------------------------------------------------
 
     async def _lead(
@@ -230,6 +290,8 @@ class StoreShield:
         try:
             look = await store.acquire(digest, token, lease_ms, self._clock_ms())
             self._ok()
+            if look.kind == FOUND and self._orphan_uuids:
+                look = await self._healed(ping, digest, token, lease_ms, look)
             if look.kind == FOUND:
                 assert look.entry is not None
                 return self._found(digest, look.entry, generation, HIT)
@@ -240,7 +302,8 @@ class StoreShield:
                 self._ok()
         except StoreUnavailable as exc:
             self._failed(exc)
-            return await self._unshielded(forward, ERROR)
+            # The failed call may have leased to ``token`` all the same: settle it.
+            return await self._unshielded(forward, ERROR, (ping, digest, token))
         except TimeoutError:
             return _Settled(None, UpstreamTimeout("rtb"), None, COALESCED)
         if look.kind == FOUND:
@@ -251,9 +314,33 @@ class StoreShield:
             return _Settled(look.relayed, None, look.relayed, COALESCED)
         return await self._hold(ping, digest, token, deadline, forward)
 
+    async def _healed(
+        self, ping: Ping, digest: str, token: str, lease_ms: int, look: Lookup
+    ) -> Lookup:
+        """``look`` (FOUND), after applying a confirmation that missed it, if one did."""
+        entry = look.entry
+        assert entry is not None
+        if entry.uuid not in self._orphan_uuids:
+            return look
+        # The index digest binds the RTB key: a confirmation under another key is not
+        # this caller's and changes nothing.
+        key = (entry.uuid, index_digest(ping.key, entry.uuid))
+        orphan = self._orphans.get(key)
+        if orphan is None or orphan[1] <= self._clock_ms():
+            return look
+        replacement = orphan[0]
+        await self._store.confirm_digest(digest, entry.uuid, replacement)
+        self._forget(key)
+        if self._near is not None:
+            self._near.invalidate(digest)
+        if replacement is not None:
+            return Lookup(FOUND, entry=Entry(replacement, entry.expires_ms, entry.uuid))
+        # Dropped (no-target): the caller's ping is forwarded again, as after a confirm.
+        return await self._store.acquire(digest, token, lease_ms, self._clock_ms())
+
     def _found(self, digest: str, entry: Entry, generation: int, result: str) -> _Settled:
         if self._near is not None:
-            self._near.put(digest, entry, generation)
+            self._near.put(digest, entry, generation, self._clock_ms())
         return _Settled(entry.answer, None, entry.answer, result)
 
     async def _hold(
@@ -283,25 +370,64 @@ class StoreShield:
             await self._quietly(store.release(digest, token, answer))
             return _Settled(answer, None, answer, MISS)
         index = index_digest(ping.key, entry.uuid) if entry.uuid else ""
+        generation = self._near.generation if self._near is not None else 0
         stored = store.store(digest, token, entry, index)
         if store.shared:
             # Queued ahead of the answer (ShieldStore.store): a repeat sent once the client
             # has the answer reaches Redis after it, so the answer does not wait for the
             # reply, one loopback round trip less on every first ping.
-            self._spawn(self._quietly(stored))
+            self._spawn(self._stored(stored, digest, entry, generation))
         else:
             await self._quietly(stored)
-        if self._near is not None:
-            self._near.put(digest, entry, self._near.generation)
         return _Settled(answer, None, entry.answer, MISS)
 
-    async def _unshielded(self, forward: Forward, result: str) -> _Settled:
+    async def _stored(
+        self, stored: Awaitable[object], digest: str, entry: Entry, generation: int
+    ) -> None:
+        """Near-cache ``entry`` once Redis says it is the answer it keeps: after Redis
+        lost this lease mid-forward another replica may have stored first, and a copy of
+        the answer Redis did not keep would make this replica disagree with the rest."""
+        try:
+            written = await stored
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            return
+        self._ok()
+        if written and self._near is not None:
+            self._near.put(digest, entry, generation, self._clock_ms())
+
+    async def _unshielded(
+        self, forward: Forward, result: str, leased: tuple[Ping, str, str] | None = None
+    ) -> _Settled:
         try:
             answer = await forward()
         except GatewayError as exc:
+            if leased is not None:
+                self._spawn(self._settle_lease(leased, None))
             return _Settled(None, exc, _relayable(exc), result)
         entry = make_entry(answer, self._clock_ms() / 1000, self._max_ttl_s)
+        if leased is not None:
+            self._spawn(self._settle_lease(leased, entry))
         return _Settled(answer, None, entry.answer if entry else answer, result)
+
+    async def _settle_lease(self, leased: tuple[Ping, str, str], entry: Entry | None) -> None:
+        """After a failed lookup: store ``entry`` (or release) under the request's token.
+
+        Both are compare-and-delete on the token, so harmless when the lookup never
+        reached Redis. Store keeps the first answer written, so if another replica leased
+        and stored meanwhile its answer stays. Failures here are expected (Redis was just
+        failing) and do not feed the breaker: the failed lookup already did.
+        """
+        ping, digest, token = leased
+        store = self._store
+        try:
+            if entry is None:
+                await store.release(digest, token, None)
+            else:
+                index = index_digest(ping.key, entry.uuid) if entry.uuid else ""
+                await store.store(digest, token, entry, index)
+        except StoreUnavailable as exc:
+            log.debug("lease of a failed lookup not settled (%s)", exc.reason)
 
     def _lease_for(self, deadline: float) -> int:
         remaining_ms = (deadline - asyncio.get_running_loop().time()) * 1000

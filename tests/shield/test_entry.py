@@ -54,6 +54,13 @@ def test_ttl_is_capped_by_max_ttl() -> None:
     [
         pytest.param(reservation(), id="no-expires_at"),
         pytest.param(UpstreamAnswer(200, b'{"status":"no-target"}'), id="no-target"),
+        pytest.param(reservation(iso(NOW + 60), status="no-target"), id="no-target-expires_at"),
+        pytest.param(reservation(iso(NOW + 60), status="expired"), id="other-status"),
+        pytest.param(reservation(iso(NOW + 60), status=None), id="null-status"),
+        pytest.param(
+            UpstreamAnswer(200, msgspec.json.encode({"uuid": "u", "expires_at": iso(NOW + 60)})),
+            id="no-status",
+        ),
         pytest.param(reservation(iso(NOW - 1)), id="expired"),
         pytest.param(reservation(iso(NOW)), id="expires-now"),
         pytest.param(reservation("tomorrow"), id="unreadable-expires_at"),
@@ -70,6 +77,12 @@ def test_ttl_is_capped_by_max_ttl() -> None:
 )
 def test_never_stored(answer: UpstreamAnswer) -> None:
     assert make_entry(answer, NOW, 3600) is None
+
+
+def test_confirmed_reservation_is_stored() -> None:
+    entry = make_entry(reservation(iso(NOW + 60), status="confirmed"), NOW, 3600)
+    assert entry is not None
+    assert msgspec.json.decode(entry.answer.body)["status"] == "confirmed"
 
 
 def test_naive_timestamp_is_utc_and_offsets_are_honoured() -> None:

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.shield.base import FOUND, LEASED
-from gateway.shield.memory_store import MemoryShieldStore
+from gateway.shield.memory_store import SWEEP_PER_STORE, MemoryShieldStore
 from tests.shield.conftest import make_entry_for
+from tests.shield.test_service import eventually
 
 DIGESTS = [f"{i:032x}" for i in range(4)]
 
@@ -81,3 +82,53 @@ async def test_lease_expiry_follows_the_store_clock() -> None:
     assert (await store.acquire("d", "t2", 500, 0)).holder == "t1"
     now[0] = 500
     assert (await store.acquire("d", "t2", 500, 0)).kind == LEASED
+
+
+async def test_expired_answers_are_freed_by_stores_and_by_the_sweep() -> None:
+    """A burst of short-lived answers is freed once they expire (not merely hidden), on
+    the store's clock: no sleeping, the clock is driven by the test."""
+    now = [1_000_000]
+    store = MemoryShieldStore(100_000, clock_ms=lambda: now[0])
+    for i in range(10_000):
+        digest = f"{i:032x}"
+        await store.acquire(digest, "t", 1000, now[0])
+        await store.store(digest, "t", make_entry_for(f"u{i}", now[0] + 5_000), f"idx{i}")
+    assert len(store) == 10_000
+    now[0] += 5_000  # every answer has expired
+    # Each new answer frees a few expired ones on its way in.
+    for i in range(100):
+        digest = f"new{i:029x}"
+        await store.store(digest, "t", make_entry_for("n", now[0] + 60_000), "")
+    assert len(store) == 10_000 + 100 - 100 * SWEEP_PER_STORE
+    # The sweep frees the rest in bounded batches; the live answers stay.
+    while store.sweep(1000):
+        pass
+    assert len(store) == 100
+    assert len(store._index) == 0
+    assert len(store._expiry) == 100
+    assert (await store.acquire("new" + "0" * 29, "t2", 1000, now[0])).kind == FOUND
+
+
+async def test_sweep_timer_frees_an_idle_store() -> None:
+    now = [1_000_000]
+    store = MemoryShieldStore(1000, clock_ms=lambda: now[0], sweep_interval_s=0.01)
+    await store.start()
+    try:
+        for i in range(500):
+            await store.store(f"{i:032x}", "t", make_entry_for("u", now[0] + 1000), "")
+        now[0] += 1000
+        await eventually(lambda: len(store) == 0)
+    finally:
+        await store.close()
+
+
+async def test_expiry_heap_stays_bounded_when_the_cap_evicts() -> None:
+    """Answers pushed out by the cap leave stale heap items: rebuilt, never unbounded."""
+    evicted = []
+    store = MemoryShieldStore(100, on_evict=lambda: evicted.append(1))
+    far = 2**62
+    for i in range(1000):
+        await store.store(f"{i:032x}", "t", make_entry_for("u", far), "")
+    assert len(store) == 100
+    assert len(evicted) == 900
+    assert len(store._expiry) <= 200

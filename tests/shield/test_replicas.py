@@ -114,3 +114,32 @@ async def test_killed_leaseholder_is_replaced_by_one_waiter_and_no_waiter_fails(
     shields = Counter(shield for _, _, shield in replies)
     assert shields["miss"] <= 1
     assert shields["miss"] + shields["coalesced"] + shields["hit"] == 50
+
+
+async def test_flushall_mid_lease_two_replicas_converge_on_the_answer_redis_kept(
+    redis_server: RedisServer, sandbox: tuple[str, Any]
+) -> None:
+    """Redis loses the lease while replica a forwards: b leases and forwards too, and
+    Redis keeps b's answer. a's client gets a's own answer once; after that both
+    replicas repeat the one Redis kept (a does not near-cache the answer Redis refused)."""
+    url, app = sandbox
+    received = app.state.sandbox.received
+    async with (
+        gateway_processes(2, redis_server.url, url) as (a, b),
+        aiohttp.ClientSession() as session,
+    ):
+        slow = asyncio.create_task(
+            post(session, ping_url(a.url, "18558485518", "&sandbox_delay_ms=1000"))
+        )
+        while not received:  # a holds the lease and its request reached the upstream
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(redis_server.flushall)
+        _, kept, shield_b = await post(session, ping_url(b.url, "18558485518"))
+        _, own, shield_a = await slow
+        repeats = [
+            await post(session, ping_url(gw.url, "18558485518")) for _ in range(5) for gw in (a, b)
+        ]
+    assert (shield_a, shield_b) == ("miss", "miss")
+    assert own["uuid"] != kept["uuid"]
+    assert {body["uuid"] for _, body, _ in repeats} == {kept["uuid"]}
+    assert len(received) == 2

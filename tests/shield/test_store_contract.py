@@ -45,8 +45,9 @@ async def test_stored_answer_is_found_by_everyone(store: ShieldStore) -> None:
 
 async def test_first_writer_wins(store: ShieldStore) -> None:
     await store.acquire(D, "t1", LONG, wall_ms())
-    await store.store(D, "t1", make_entry_for("first", later()), "")
-    await store.store(D, "t2", make_entry_for("second", later()), "")
+    assert await store.store(D, "t1", make_entry_for("first", later()), "")
+    # A late writer is told its answer was not kept (it must not near-cache it).
+    assert not await store.store(D, "t2", make_entry_for("second", later()), "")
     found = await store.acquire(D, "t3", LONG, wall_ms())
     assert found.entry is not None
     assert msgspec.json.decode(found.entry.answer.body)["uuid"] == "first"
