@@ -39,6 +39,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ),
     # the seams: clients, the shield, the protections, the request middleware
     ("gateway.upstream", "gateway.shield", "gateway.protect", "gateway.middleware"),
+    # what sits on the seams: auctions use the forwarding client and the shield
+    ("gateway.auction",),
     # the endpoints
     ("gateway.rtb", "gateway.core_api", "gateway.openapi", "gateway.status"),
     # the one composition root
