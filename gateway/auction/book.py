@@ -57,12 +57,15 @@ class AuctionBook:
         self._signature: tuple[int, int, int] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._sighup = False
+        self._tasks: set[asyncio.Task[bool]] = set()
         self._reloading = asyncio.Lock()
         self.table: dict[str, Auction] = {}
         if path is not None:
             # At build time an invalid file is fatal (the CLI has already said why).
             self._signature = self._stat()
-            self._install(read_auctions(path, env, default_upstream))
+            auctions = read_auctions(path, env, default_upstream)
+            self._add_clients(auctions)  # started by start(), before the first ping
+            self.table = {auction.key.reveal(): auction for auction in auctions}
 
     @property
     def auctions(self) -> tuple[Auction, ...]:
@@ -70,8 +73,8 @@ class AuctionBook:
 
     def client_for(self, destination: Destination) -> RtbClient:
         client = self._clients.get(destination.upstream)
-        if client is None:  # only between _install and start(); start() makes them all
-            raise RuntimeError("destination client not started")
+        if client is None:  # cannot happen: clients are made before their table is in force
+            raise RuntimeError(f"no client for destination {destination.name!r}")
         return client
 
     async def start(self) -> None:
@@ -115,9 +118,10 @@ class AuctionBook:
                 )
                 self._count("invalid")
                 return False
-            started = self._install(auctions)
-            for client in started:
+            # New upstreams' clients are ready before any ping can be routed to them.
+            for client in self._add_clients(auctions):
                 await client.start()
+            self.table = {auction.key.reveal(): auction for auction in auctions}
             self._count("ok")
             log.info(
                 "auctions reloaded",
@@ -127,8 +131,8 @@ class AuctionBook:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _install(self, auctions: tuple[Auction, ...]) -> list[RtbClient]:
-        """Make clients for new upstreams, then swap the table in one assignment."""
+    def _add_clients(self, auctions: tuple[Auction, ...]) -> list[RtbClient]:
+        """A client for each upstream not seen before (to be started by the caller)."""
         self._check_upstreams(auctions)
         made = []
         for auction in auctions:
@@ -138,7 +142,6 @@ class AuctionBook:
                     self._clients[destination.upstream] = client
                     self._own.append(client)
                     made.append(client)
-        self.table = {auction.key.reveal(): auction for auction in auctions}
         return made
 
     def _check_upstreams(self, auctions: tuple[Auction, ...]) -> None:
@@ -160,7 +163,9 @@ class AuctionBook:
 
     def _hangup(self) -> None:
         log.info("SIGHUP: reloading the auctions file")
-        asyncio.get_running_loop().create_task(self.reload())
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._tasks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
 
     async def _poll(self) -> None:
         while True:

@@ -70,7 +70,7 @@ class AuctionMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
-        self._children: dict[tuple[str, ...], Any] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     def settled(self, result: AuctionResult) -> None:
         """Count a settled auction's legs (``Auctioneer``'s ``on_settled``)."""
@@ -81,7 +81,7 @@ class AuctionMetrics:
         self._child(self.auctions, result.auction, result.outcome).inc()
 
     def _child(self, metric: Counter, *labels: str) -> Any:
-        cache_key = (metric._name, *labels)
+        cache_key = (id(metric), *labels)
         child = self._children.get(cache_key)
         if child is None:
             # Bounded by the file's limits; reloads that rename things add a few more.

@@ -291,3 +291,51 @@ async def test_a_destination_with_an_open_breaker_is_skipped(
         # Two failures opened its breaker; the next two auctions never sent it a ping.
         assert len(failing.seen) == 2
         assert json.loads(json.dumps(buyers.keys_seen())) == ["k-good"] * 4
+
+
+async def test_a_waterfall_stops_when_its_budget_is_spent(
+    buyers: Buyers, write_auctions: WriteAuctions, make_gateway: MakeGateway
+) -> None:
+    buyers.bids.update({"k-hang": Bid(hang=True), "k-next": Bid(payout=80.0)})
+    path = write_auctions(
+        [
+            {
+                "name": "wfb",
+                "key": "auction-wfb",
+                "budget_ms": 200,
+                "destinations": [
+                    dest("hang", "k-hang", timeout_ms=10_000),
+                    dest("next", "k-next"),
+                ],
+            }
+        ]
+    )
+    async with (
+        make_gateway(rtb_upstream_url=buyers.url, auctions_file=path) as gw,
+        httpx.AsyncClient() as client,
+    ):
+        resp = await client.post(f"{gw}/rtbs.json", json=ping("auction-wfb"))
+    assert (resp.status_code, resp.json()) == (200, {"status": "no-target"})
+    assert buyers.keys_seen() == ["k-hang"]  # the budget went to the first; no second ping
+
+
+async def test_pings_without_a_caller_run_the_auction_unshielded(
+    buyers: Buyers, write_auctions: WriteAuctions, make_gateway: MakeGateway
+) -> None:
+    buyers.bids["k-a"] = Bid(payout=7.0)
+    path = write_auctions(
+        [{"name": "nc", "key": "auction-nc", "budget_ms": 1000, "destinations": [dest("a", "k-a")]}]
+    )
+    body = {"key": "auction-nc", "publisher_id": "pub-1"}
+    async with (
+        make_gateway(
+            rtb_upstream_url=buyers.url, auctions_file=path, rtb_caller_number="optional"
+        ) as gw,
+        httpx.AsyncClient() as client,
+    ):
+        first = await client.post(f"{gw}/rtbs.json", json=body)
+        second = await client.post(f"{gw}/rtbs.json", json=body)
+    assert [r.headers["x-shield"] for r in (first, second)] == ["none", "none"]
+    assert [r.headers["x-auction-winner"] for r in (first, second)] == ["a", "a"]
+    assert "caller_number" not in buyers.seen[0].fields
+    assert len(buyers.seen) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import select
 import signal
 import time
@@ -135,23 +136,27 @@ async def test_the_file_reloads_on_change_and_an_invalid_one_keeps_the_old(
         assert kept.headers["x-auction-winner"] == "a"
 
 
-def read_until(proc: GatewayProcess, words: str, timeout_s: float = 20.0) -> list[str]:
-    """Lines of the gateway's log (stderr) up to the first holding ``words``."""
+def read_until(proc: GatewayProcess, words: str, timeout_s: float = 20.0) -> str:
+    """The gateway's log (stderr) up to and including the first line holding ``words``.
+
+    Read from the descriptor itself: a buffered ``readline`` may pull several lines in
+    at once and leave ``select`` waiting for data that already arrived."""
     stream = proc.proc.stderr
     assert stream is not None
-    lines: list[str] = []
+    fd = stream.fileno()
+    seen = b""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        ready, _, _ = select.select([stream], [], [], end - time.monotonic())
+        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
         if not ready:
             break
-        line = stream.readline().decode(errors="replace")
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
-        lines.append(line)
-        if words in line:
-            return lines
-    raise AssertionError(f"no log line with {words!r}; got {lines[-5:]}")
+        seen += chunk
+        if words.encode() in seen:
+            return seen.decode(errors="replace")
+    raise AssertionError(f"no log line with {words!r}; got {seen[-500:]!r}")
 
 
 @pytest.mark.slow
@@ -181,4 +186,4 @@ def test_sighup_reloads_a_running_gateway(tmp_path: Path) -> None:
     finally:
         _out, err = proc.stop()
     for secret in (KEY_A, KEY_B, "k-gone"):
-        assert secret not in "".join(logged) + err
+        assert secret not in logged + err
