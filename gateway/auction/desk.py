@@ -18,6 +18,7 @@ destination's key.
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.responses import Response
 from starlette.types import Send
@@ -28,6 +29,7 @@ from gateway.redis import RedisUnavailable
 from gateway.results import COALESCED, HIT, NONE
 from gateway.shield.base import X_SHIELD, Shield
 from gateway.shield.entry import decode_object, parse_expires_at
+from gateway.stats import current_request
 from gateway.upstream.answer import UpstreamAnswer
 
 from .book import AuctionBook
@@ -77,7 +79,12 @@ class AuctionDesk:
         ran: list[AuctionResult] = []
 
         async def forward() -> UpstreamAnswer:
+            started = time.perf_counter()
             result = await self._auctioneer.run(auction, ping, due)
+            request = current_request.get()
+            if request is not None:  # /stats: the auction is this request's upstream time
+                answered = any(leg.status is not None for leg in result.legs)
+                request.add_upstream(time.perf_counter() - started, not answered)
             ran.append(result)
             if result.winner is not None:
                 await self._remember(auction, result.winner)
