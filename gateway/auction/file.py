@@ -3,7 +3,7 @@
 ::
 
     [[auctions]]
-    name = "home-services"        # metric label and X-Auction-Winner's companion
+    name = "home-services"        # shown in metrics and logs
     key = "auction-home"          # what publishers send as `key`
     mode = "waterfall"            # or "parallel"; waterfall is the default
     budget_ms = 800               # the whole auction answers within this
