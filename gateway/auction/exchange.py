@@ -190,7 +190,6 @@ class Auctioneer:
                 leg.outcome = LOST
             if leg is not result.winner:
                 leg.answer = None  # only the winner's bytes are kept
-        kept: list[asyncio.Task[LegResult]] = []
         for task in pending:
             if len(self._late) >= self._max_late_legs:
                 task.cancel()
@@ -198,7 +197,6 @@ class Auctioneer:
                     self._on_late_refused()
                 continue
             self._late.add(task)
-            kept.append(task)
         if not pending:
             self._settle(result)
             return
