@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -23,6 +24,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
+from gateway.auction.book import AuctionBook
+from gateway.auction.desk import AuctionDesk
+from gateway.auction.exchange import Auctioneer
+from gateway.auction.metrics import AuctionMetrics
+from gateway.auction.reservations import MemoryRouteStore, RedisRouteStore, RouteStore
 from gateway.config import Settings
 from gateway.coreapi.cache import LookupCache, MemoryLookupCache, RedisLookupCache
 from gateway.coreapi.client import CoreApiClient
@@ -114,12 +120,14 @@ def create_app(
     metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
     metrics.track_upstream_pool("core_api", lambda: core_api.in_flight)
 
+    desk = build_auctions(settings, metrics, rtb, shield, seam)
     rtb_parts: dict[str, Any] = dict(
         rtb=rtb,
         shield=shield,
         guard=guard,
         timeout_s=settings.rtb_timeout_s,
         max_body_bytes=settings.max_body_bytes,
+        auctions=desk,
     )
     create = CreateReservation(**rtb_parts, caller_required=settings.rtb_caller_number_required)
     confirm = ConfirmReservation(**rtb_parts)
@@ -166,6 +174,10 @@ def create_app(
             stack.push_async_callback(lookups.close)  # the cache, then the client
             await shield.start()
             stack.push_async_callback(shield.close)
+            if desk is not None:
+                await desk.book.start()
+                stack.push_async_callback(desk.book.close)
+                stack.push_async_callback(desk.close)  # late legs first, then their clients
             await metrics.start()
             # Everything built so far lives as long as the process: move it out of the
             # cycle collector's way so full collections (pauses on pings) stay short.
@@ -242,6 +254,61 @@ def build_shield(settings: Settings, metrics: Metrics, seam: RedisSeam | None = 
         breaker=seam.breaker if seam is not None else seam_breaker(settings),
         metrics=metrics,
     )
+
+
+def build_auctions(
+    settings: Settings,
+    metrics: Metrics,
+    rtb: RtbClient,
+    shield: Shield,
+    seam: RedisSeam | None,
+) -> AuctionDesk | None:
+    """The auctions of ``GATEWAY_AUCTIONS_FILE`` (None without one). Each distinct
+    destination upstream gets its own client, pool and breaker; the default upstream's is
+    the gateway's own. Keys named by ``key_env`` are read from this process's
+    environment, once per (re)load."""
+    if settings.auctions_file is None:
+        return None
+    auction_metrics = AuctionMetrics(metrics)
+
+    def make_client(url: str) -> RtbClient:
+        return RtbClient(
+            url,
+            max_connections=settings.rtb_max_connections,
+            observe=metrics.observe_upstream("rtb"),
+            user_agent=USER_AGENT,
+            max_answer_bytes=settings.rtb_max_answer_bytes,
+            breaker=CircuitBreaker(
+                "rtb",
+                failures=settings.breaker_failures,
+                open_s=settings.breaker_open_s,
+                max_in_flight=settings.rtb_max_connections,
+                on_refusal=metrics.protect_refusal,
+            ),
+        )
+
+    book = AuctionBook(
+        settings.auctions_file,
+        env=os.environ,
+        default_upstream=settings.rtb_upstream_url,
+        default_client=rtb,
+        make_client=make_client,
+        reload_s=settings.auctions_reload_s,
+        on_reload=lambda result: auction_metrics.reloads.labels(result).inc(),
+    )
+    auctioneer = Auctioneer(
+        book.client_for,
+        on_settled=auction_metrics.settled,
+        max_late_legs=settings.auction_late_legs_max,
+        on_late_refused=auction_metrics.late_refused.inc,
+    )
+    metrics.track(auction_metrics.late_legs, lambda: auctioneer.late_legs)
+    routes: RouteStore = (
+        RedisRouteStore(seam)
+        if seam is not None
+        else MemoryRouteStore(settings.auction_routes_max_entries)
+    )
+    return AuctionDesk(book, auctioneer, shield, routes, auction_metrics)
 
 
 def build_guard(settings: Settings, redis: RedisSeam | None, metrics: Metrics) -> Guard:

@@ -142,6 +142,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     client_timeout_s: float = 10.0
     max_connections: int = 10_000
 
+    # Auctions (gateway/auction/): one ping offered to several campaigns.
+    auctions_file: str | None = None
+    auctions_reload_s: float = 2.0  # how often the file's mtime is checked; 0: SIGHUP only
+    auction_routes_max_entries: int = 100_000  # in-process winners remembered for confirms
+    auction_late_legs_max: int = 1024  # legs still followed after their auction answered
+
     drain_delay_s: float = 5.0
     log_format: str = "auto"  # text on a terminal, JSON lines otherwise
     log_level: str = "info"
@@ -206,6 +212,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_CORE_API_MAX_QUIET_S", self.core_api_max_quiet_s, upper=3600)
         _positive("GATEWAY_DRAIN_DELAY_S", self.drain_delay_s, allow_zero=True, upper=3600)
         self._validate_protections()
+        _positive("GATEWAY_AUCTIONS_RELOAD_S", self.auctions_reload_s, allow_zero=True, upper=3600)
+        _positive(
+            "GATEWAY_AUCTION_ROUTES_MAX_ENTRIES", self.auction_routes_max_entries, upper=10**8
+        )
+        _positive("GATEWAY_AUCTION_LATE_LEGS_MAX", self.auction_late_legs_max, upper=1_000_000)
+        if self.auctions_file is not None and not os.path.isfile(self.auctions_file):
+            raise ConfigError("GATEWAY_AUCTIONS_FILE", "is not a readable file")
         if self.rtb_caller_number not in ("required", "optional"):
             raise ConfigError("GATEWAY_RTB_CALLER_NUMBER", "must be 'required' or 'optional'")
         if self.shield_scope not in ("key", "publisher"):

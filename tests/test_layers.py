@@ -39,6 +39,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "gateway.protect",
         "gateway.observe.middleware",
     ),
+    # what sits on the seams: auctions use the forwarding client and the shield
+    ("gateway.auction",),
     # the endpoints
     ("gateway.ping", "gateway.coreapi", "gateway.openapi", "gateway.observe.status"),
     # the one composition root

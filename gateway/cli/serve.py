@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from gateway.config import ConfigError, Settings
@@ -25,6 +26,11 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(
             host=args.host, port=args.port, workers=args.workers, sandbox=args.sandbox
         )
+        if settings.auctions_file:
+            # Refused here, by name, rather than as a traceback from every worker.
+            from gateway.auction.file import read_auctions
+
+            read_auctions(settings.auctions_file, os.environ, settings.rtb_upstream_url)
     except ConfigError as exc:
         return invalid(exc)
     from gateway.wire.server import serve

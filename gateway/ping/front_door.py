@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.auction.desk import AuctionDesk
 from gateway.errors import JSON, GatewayError, send_error
 from gateway.ping.forwarder import RtbClient
 from gateway.ping.parse import parse_confirmation, parse_ping
@@ -51,6 +52,8 @@ class RtbEndpoint:
     guard: Guard
     timeout_s: float
     max_body_bytes: int
+    # Pings and confirmations whose key is an auction key go here (gateway/auction/).
+    auctions: AuctionDesk | None = None
 
 
 @dataclass(kw_only=True, eq=False)
@@ -76,6 +79,11 @@ class CreateReservation(RtbEndpoint):
                 scope["query_string"], body, content_type, caller_required=self.caller_required
             )
             await self.guard.admit_ping(ping.key, ping.publisher_id)
+            desk = self.auctions
+            if desk is not None and (auction := desk.table.get(ping.key)) is not None:
+                arrived = deadline - self.timeout_s
+                scope["shield_result"] = await desk.serve(auction, ping, arrived, deadline, send)
+                return
             rtb = self.rtb
 
             def forward():  # type: ignore[no-untyped-def]
@@ -161,6 +169,9 @@ class ConfirmReservation(RtbEndpoint):
             request.headers.get("content-type"),
         )
         self.guard.admit_key(confirmation.key)
+        desk = self.auctions
+        if desk is not None and (auction := desk.table.get(confirmation.key)) is not None:
+            return await desk.confirm(auction, confirmation, request.method, deadline)
         answer = await self.rtb.confirm(
             confirmation.uuid, request.method, confirmation.upstream_body(), deadline
         )

@@ -10,6 +10,25 @@ Pings are steered with tags, because tags are what the gateway forwards untouche
                             ``confirm-no-target`` (reserve now, answer no-target on confirm)
 ``sandbox_ttl_s=N``         reservation lifetime (default 60 s)
 
+Campaigns: a few keys behave like different buyers, so an auction over them (the
+example ``docs/examples/auctions.toml``) makes a real choice. Any other key bids 5.00 at
+once, as before.
+
+=========================  ==========  =========  ==========================
+key                        payout      latency    note
+=========================  ==========  =========  ==========================
+``sandbox-solar-premium``  42.00       ~120 ms    the best bid, but slow
+``sandbox-solar-standard`` 28.00       ~40 ms
+``sandbox-insurance-fast`` 18.50       ~10 ms     the quick, cheap one
+``sandbox-flaky-buyer``    55.00       ~60 ms     no target half the time
+=========================  ==========  =========  ==========================
+
+Reservations issued for the same ping (every field alike but the key, as an auction's
+legs are) form one group while any of them is live; ``GET /_sandbox/auctions`` counts
+confirmations, and ``loser_confirmations``: confirmations beyond the first in a group,
+i.e. a reservation confirmed although another one of the same ping already was. An
+auction must keep that at 0.
+
 The same knobs can be set for every request with ``POST /_sandbox/config`` (JSON object,
 e.g. ``{"delay_ms": 200}``; the Core API's ``core_api_*`` knobs live there too, see
 sandbox/core_api/knobs.py); ``GET /_sandbox/requests`` lists what the sandbox received
@@ -20,6 +39,7 @@ assert on exactly what reached the "upstream".
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid as uuidlib
 from collections import deque
@@ -41,6 +61,22 @@ JSON = "application/json"
 POOL_NUMBERS = ("+18772435010", "+18778955221", "+18665550142", "+18445550199")
 SIP_DOMAIN = "sip.retreaver.com"
 MAX_DELAY_MS = 60_000
+MAX_GROUPS = 100_000
+
+
+class Campaign(msgspec.Struct, frozen=True):
+    payout: float
+    delay_ms: float
+    no_target_rate: float = 0.0
+
+
+CAMPAIGNS = {
+    "sandbox-solar-premium": Campaign(42.0, 120),
+    "sandbox-solar-standard": Campaign(28.0, 40),
+    "sandbox-insurance-fast": Campaign(18.5, 10),
+    "sandbox-flaky-buyer": Campaign(55.0, 60, no_target_rate=0.5),
+}
+DEFAULT_PAYOUT = 5.0
 
 
 class SandboxState:
@@ -55,6 +91,37 @@ class SandboxState:
         self.counter = 0
         #: call data written for callers without a call yet (sandbox/data_writing.py)
         self.stored_tags: dict[str, dict[str, str]] = {}
+        #: reservations of one ping (same fields but the key): fingerprint -> (group, until)
+        self.groups: dict[str, tuple[int, float]] = {}
+        self.group_confirmations: dict[int, int] = {}
+        self.groups_made = 0
+        self.confirmations = 0
+        self.loser_confirmations = 0
+        self.random = random.Random()
+
+    def group_of(self, fields: dict[str, Any], expires_s: float) -> int:
+        """The group of a new reservation: the live one of the same ping, or a new one."""
+        fingerprint = repr(sorted((k, str(v)) for k, v in fields.items() if k != "key"))
+        now = time.time()
+        found = self.groups.get(fingerprint)
+        if found is None or found[1] < now:
+            self.groups_made += 1
+            group = self.groups_made
+        else:
+            group = found[0]
+        self.groups[fingerprint] = (group, max(expires_s, found[1] if found else 0.0))
+        if len(self.groups) > MAX_GROUPS:
+            self.groups.pop(next(iter(self.groups)))
+        return group
+
+    def confirmed(self, group: int) -> None:
+        self.confirmations += 1
+        count = self.group_confirmations.get(group, 0) + 1
+        self.group_confirmations[group] = count
+        if count > 1:
+            self.loser_confirmations += 1
+        if len(self.group_confirmations) > MAX_GROUPS:
+            self.group_confirmations.pop(next(iter(self.group_confirmations)))
 
     def record(self, entry: dict[str, Any]) -> None:
         self.received.append(entry)
@@ -131,6 +198,12 @@ async def create_rtb(request: Request) -> Response:
     if not fields.get("key") or not (fields.get("publisher_id") or fields.get("source_id")):
         return _json({"error": "key and publisher_id are required"}, 422)
     outcome = fields.get("sandbox_outcome", state.config.get("outcome"))
+    campaign = CAMPAIGNS.get(str(fields["key"]))
+    if campaign is not None:
+        # A little jitter, so latencies look like a buyer's and not a metronome's.
+        await asyncio.sleep(campaign.delay_ms * state.random.uniform(0.8, 1.2) / 1000)
+        if state.random.random() < campaign.no_target_rate:
+            outcome = "no-target"
     if outcome == "no-target":
         return _json({"status": "no-target"})
     state.counter += 1
@@ -144,7 +217,7 @@ async def create_rtb(request: Request) -> Response:
     reservation = {
         "uuid": rid,
         "status": "reserved",
-        "retreaver_payout": 5.0,
+        "retreaver_payout": campaign.payout if campaign is not None else DEFAULT_PAYOUT,
         "retreaver_seconds": 10,
         "inbound_number": inbound,
         "sip_address": f"{inbound.lstrip('+')}@{SIP_DOMAIN}",
@@ -154,6 +227,7 @@ async def create_rtb(request: Request) -> Response:
         "key": fields["key"],
         "body": reservation,
         "no_target_on_confirm": outcome == "confirm-no-target",
+        "group": state.group_of(fields, expires.timestamp()),
     }
     if len(state.reservations) > 100_000:
         state.reservations.pop(next(iter(state.reservations)))
@@ -177,8 +251,17 @@ async def confirm_rtb(request: Request) -> Response:
         return _json({"error": "status must be confirmed"}, 422)
     if found["no_target_on_confirm"]:
         return _json({"uuid": rid, "status": "no-target"})
+    if found["body"]["status"] != "confirmed":
+        state.confirmed(found["group"])
     found["body"] = {**found["body"], "status": "confirmed"}
     return _json(found["body"])
+
+
+async def auction_counts(request: Request) -> Response:
+    state = _state(request)
+    return _json(
+        {"confirmations": state.confirmations, "loser_confirmations": state.loser_confirmations}
+    )
 
 
 async def get_config(request: Request) -> Response:
@@ -210,6 +293,7 @@ def routes() -> list[BaseRoute]:
         Route("/rtbs.json", create_rtb, methods=["POST"]),
         Route("/rtbs/{uuid}.json", confirm_rtb, methods=["PUT", "PATCH"]),
         Route("/_sandbox/config", get_config, methods=["GET"]),
+        Route("/_sandbox/auctions", auction_counts, methods=["GET"]),
         Route("/_sandbox/config", set_config, methods=["POST", "PUT"]),
         Route("/_sandbox/requests", list_requests, methods=["GET"]),
         Route("/_sandbox/requests", clear_requests, methods=["DELETE"]),
