@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import msgspec
 
@@ -62,21 +62,48 @@ class Secret:
         return bool(self._value)
 
 
+# Query parameters that carry a credential in the URL forms the gateway accepts: redis-py
+# reads ``?password=`` (and ``?username=``) as it reads ``redis://user:pw@host``.
+SECRET_QUERY_NAMES = frozenset(
+    {"password", "passwd", "pass", "pwd", "secret", "token", "auth", "api_key", "access_token"}
+)
+
+
 def mask_url(url: str) -> str:
-    """Hide the password (and a bare token-as-username) of a URL, keep the rest readable."""
+    """Hide the password (and a bare token-as-username) of a URL, keep the rest readable.
+
+    A password may sit in the userinfo (``redis://:pw@host``) or in the query
+    (``redis://host/0?password=pw``, which redis-py accepts for every scheme, ``unix://``
+    included): both are shown as ``***``. Parsed by hand around the last ``@`` so a
+    cluster's ``host1:1,host2:2`` or a bad port does not make the masking itself fail.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "***"
-    if parts.password is None and not (parts.username and "@" in parts.netloc):
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    query = _mask_query(parts.query)
+    if netloc == parts.netloc and query == parts.query and not parts.fragment:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    userinfo = f"{user}:***" if parts.password is not None else "***"
-    masked = SplitResult(parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, "")
-    return urlunsplit(masked)
+    # By hand, not urlunsplit: that drops the empty host of ``unix:///path``.
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _mask_query(query: str) -> str:
+    """``a=1&password=pw`` → ``a=1&password=***``; names compared unquoted, any case."""
+    if not query:
+        return query
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        if eq and unquote_plus(name).strip().lower() in SECRET_QUERY_NAMES:
+            pair = f"{name}=***"
+        pairs.append(pair)
+    return "&".join(pairs)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
