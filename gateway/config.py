@@ -164,6 +164,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_header_bytes: int = 32768
     client_timeout_s: float = 10.0
     max_connections: int = 10_000
+    # /stats and /metrics (gateway/ops_cache.py, gateway/protect/ops_pacing.py): under a
+    # flood, bodies rebuilt at most once per refresh; requests paced at a rate, a few waiting.
+    ops_refresh_ms: int = 1000
+    ops_max_rps: float = 20.0
+    ops_max_waiting: int = 32
 
     drain_delay_s: float = 5.0
     log_format: str = "auto"  # text on a terminal, JSON lines otherwise
@@ -263,6 +268,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_BREAKER_OPEN_S", self.breaker_open_s, upper=600)
         _positive("GATEWAY_MAX_IN_FLIGHT", self.max_in_flight, upper=1_000_000)
         _positive("GATEWAY_MAX_QUERY_BYTES", self.max_query_bytes, upper=1024 * 1024)
+        _positive("GATEWAY_OPS_REFRESH_MS", self.ops_refresh_ms, upper=60_000, allow_zero=True)
+        _positive("GATEWAY_OPS_MAX_RPS", self.ops_max_rps, upper=100_000)
+        _positive("GATEWAY_OPS_MAX_WAITING", self.ops_max_waiting, upper=100_000, allow_zero=True)
         _positive("GATEWAY_MAX_HEADER_BYTES", self.max_header_bytes, upper=1024 * 1024)
         if self.max_header_bytes < 1024:
             raise ConfigError("GATEWAY_MAX_HEADER_BYTES", "must be at least 1024")
