@@ -28,6 +28,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "gateway.results",
         "gateway.stats",
         "gateway.stats_share",
+        "gateway.ops_cache",
         "gateway.metrics",
         "gateway.banner",
         "gateway.logs",
