@@ -136,7 +136,9 @@ async def test_no_hostile_link_reaches_the_client(make_gateway: Any, client: Any
     link = ", ".join(f'<{u}>; rel="r{i}"' for i, u in enumerate(sendable))
     link += ', <javascript:fetch("//evil.example")>; rel="x"'
 
-    def answer(_seen: Seen) -> Reply:
+    def answer(seen: Seen) -> Reply:
+        if "page=2" in seen.target:  # only links that must be dropped
+            return Reply(body=b"{}", headers=[("Link", b'<ftp://evil.example/x>; rel="next"')])
         return Reply(body=b'{"calls":[]}', headers=[("Link", link.encode())])
 
     async with scripted_upstream(answer) as upstream:
@@ -144,7 +146,10 @@ async def test_no_hostile_link_reaches_the_client(make_gateway: Any, client: Any
         async with make_gateway(**settings) as gw:
             fresh = await client.get(f"{gw}/calls.json?api_key=k")
             cached = await client.get(f"{gw}/calls.json?api_key=k")
+            emptied = await client.get(f"{gw}/calls.json?api_key=k&page=2")
     assert cached.headers["x-cache"] == "hit"
+    assert emptied.status_code == 200
+    assert "link" not in emptied.headers  # not an empty Link header
     for resp in (fresh, cached):
         assert resp.status_code == 200
         urls = re.findall(r"<([^>]*)>", resp.headers["link"])
