@@ -38,6 +38,7 @@ from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.observe.health import DrainState, Health
 from gateway.observe.metrics import CONTENT_TYPE, Metrics
 from gateway.observe.middleware import RequestMiddleware
+from gateway.observe.ops_cache import FRESH_BUILDS, BuildBudget, CachedBody
 from gateway.observe.status import StatsEndpoint, status_endpoint
 from gateway.openapi import openapi_endpoint
 from gateway.ping.data_writing import DataWriting
@@ -46,6 +47,7 @@ from gateway.ping.front_door import ConfirmReservation, CreateReservation, RtbFa
 from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.guard import Guard
+from gateway.protect.ops_pacing import OpsPacer
 from gateway.protect.ratelimit import RateLimiter
 from gateway.protect.rules import parse_limits, read_keys_file, split_keys
 from gateway.protect.shedding import ProtectMiddleware
@@ -145,6 +147,8 @@ def create_app(
         trust_forwarded=settings.trust_forwarded_headers,
     )
     health = Health(drain)
+    # /stats and /metrics under a flood: bodies kept between builds, requests paced.
+    ops_pacer = OpsPacer(settings.ops_max_rps, settings.ops_max_waiting)
     reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
     routes: list[BaseRoute] = [
@@ -154,8 +158,12 @@ def create_app(
         Route("/data_writing/{key}", data_writing.handle, methods=["GET"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
-        Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]),
-        Route("/stats", StatsEndpoint(metrics, settings, drain).handle, methods=["GET"]),
+        Route("/metrics", _metrics_endpoint(metrics, _ops_budget(settings)), methods=["GET"]),
+        Route(
+            "/stats",
+            StatsEndpoint(metrics, settings, drain, _ops_budget(settings)).handle,
+            methods=["GET"],
+        ),
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *core_endpoints.routes(),
@@ -205,6 +213,7 @@ def create_app(
         max_in_flight=settings.max_in_flight,
         max_query_bytes=settings.max_query_bytes,
         on_refusal=metrics.protect_refusal,
+        ops_pacer=ops_pacer,
     )
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
     return app
@@ -348,9 +357,15 @@ def _lookup_cache(
     return memory
 
 
-def _metrics_endpoint(metrics: Metrics) -> Callable[[Request], Any]:
+def _ops_budget(settings: Settings) -> BuildBudget:
+    return BuildBudget(settings.ops_refresh_ms / 1000, FRESH_BUILDS)
+
+
+def _metrics_endpoint(metrics: Metrics, budget: BuildBudget) -> Callable[[Request], Any]:
+    body = CachedBody(metrics.render, budget, metrics.ops_answer("/metrics"))
+
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        return Response(body.get(), media_type=CONTENT_TYPE)
 
     return metrics_endpoint
 

@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import msgspec
 
@@ -62,21 +62,48 @@ class Secret:
         return bool(self._value)
 
 
+# Query parameters that carry a credential in the URL forms the gateway accepts: redis-py
+# reads ``?password=`` (and ``?username=``) as it reads ``redis://user:pw@host``.
+SECRET_QUERY_NAMES = frozenset(
+    {"password", "passwd", "pass", "pwd", "secret", "token", "auth", "api_key", "access_token"}
+)
+
+
 def mask_url(url: str) -> str:
-    """Hide the password (and a bare token-as-username) of a URL, keep the rest readable."""
+    """Hide the password (and a bare token-as-username) of a URL, keep the rest readable.
+
+    A password may sit in the userinfo (``redis://:pw@host``) or in the query
+    (``redis://host/0?password=pw``, which redis-py accepts for every scheme, ``unix://``
+    included): both are shown as ``***``. Parsed by hand around the last ``@`` so a
+    cluster's ``host1:1,host2:2`` or a bad port does not make the masking itself fail.
+    """
     try:
         parts = urlsplit(url)
     except ValueError:
         return "***"
-    if parts.password is None and not (parts.username and "@" in parts.netloc):
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if colon else f"***@{hostport}"
+    query = _mask_query(parts.query)
+    if netloc == parts.netloc and query == parts.query and not parts.fragment:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    userinfo = f"{user}:***" if parts.password is not None else "***"
-    masked = SplitResult(parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, "")
-    return urlunsplit(masked)
+    # By hand, not urlunsplit: that drops the empty host of ``unix:///path``.
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
+def _mask_query(query: str) -> str:
+    """``a=1&password=pw`` → ``a=1&password=***``; names compared unquoted, any case."""
+    if not query:
+        return query
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        if eq and unquote_plus(name).strip().lower() in SECRET_QUERY_NAMES:
+            pair = f"{name}=***"
+        pairs.append(pair)
+    return "&".join(pairs)
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,6 +168,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_header_bytes: int = 32768
     client_timeout_s: float = 10.0
     max_connections: int = 10_000
+    # /stats and /metrics (gateway/observe/ops_cache.py, gateway/protect/ops_pacing.py): under a
+    # flood, bodies rebuilt at most once per refresh; requests paced at a rate, a few waiting.
+    ops_refresh_ms: int = 1000
+    ops_max_rps: float = 20.0
+    ops_max_waiting: int = 32
 
     # Auctions (gateway/auction/): one ping offered to several campaigns.
     auctions_file: str | None = None
@@ -254,6 +286,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_BREAKER_OPEN_S", self.breaker_open_s, upper=600)
         _positive("GATEWAY_MAX_IN_FLIGHT", self.max_in_flight, upper=1_000_000)
         _positive("GATEWAY_MAX_QUERY_BYTES", self.max_query_bytes, upper=1024 * 1024)
+        _positive("GATEWAY_OPS_REFRESH_MS", self.ops_refresh_ms, upper=60_000, allow_zero=True)
+        _positive("GATEWAY_OPS_MAX_RPS", self.ops_max_rps, upper=100_000)
+        _positive("GATEWAY_OPS_MAX_WAITING", self.ops_max_waiting, upper=100_000, allow_zero=True)
         _positive("GATEWAY_MAX_HEADER_BYTES", self.max_header_bytes, upper=1024 * 1024)
         if self.max_header_bytes < 1024:
             raise ConfigError("GATEWAY_MAX_HEADER_BYTES", "must be at least 1024")

@@ -86,6 +86,24 @@ def test_secrets_never_print() -> None:
         ("rediss://u:pw@h/0", "rediss://u:***@h/0"),
         ("redis://tokenonly@h:6379", "redis://***@h:6379"),
         ("redis://h:6379/0", "redis://h:6379/0"),
+        # redis-py also reads the password from the query, for every scheme.
+        ("redis://h/0?password=pw", "redis://h/0?password=***"),
+        (
+            "rediss://h:6380/0?ssl_cert_reqs=none&password=pw",
+            "rediss://h:6380/0?ssl_cert_reqs=none&password=***",
+        ),
+        ("redis+cluster://h1:1,h2:2/?password=pw", "redis+cluster://h1:1,h2:2/?password=***"),
+        (
+            "rediss+cluster://h:1/?username=u&password=pw",
+            "rediss+cluster://h:1/?username=u&password=***",
+        ),
+        ("unix:///run/redis.sock?db=0&password=pw", "unix:///run/redis.sock?db=0&password=***"),
+        ("redis://h/0?PassWord=pw", "redis://h/0?PassWord=***"),
+        ("redis://h/0?%70assword=pw", "redis://h/0?%70assword=***"),
+        ("redis://h/0?password=pw#password=pw", "redis://h/0?password=***"),
+        ("redis://:a@h/0?password=b", "redis://:***@h/0?password=***"),
+        ("redis://:pw@h:notaport/0", "redis://:***@h:notaport/0"),
+        ("redis://h/0?db=1", "redis://h/0?db=1"),
     ],
 )
 def test_mask_url(url: str, masked: str) -> None:
@@ -113,6 +131,23 @@ def test_check_config_prints_masked_settings() -> None:
     assert printed["GATEWAY_RTB_MAX_ANSWER_BYTES"] == 1048576
     assert printed["GATEWAY_CORE_API_MAX_ANSWER_BYTES"] == 16777216
     assert printed["GATEWAY_CORE_API_MAX_QUIET_S"] == 60.0
+    assert "s3cr3t-pw" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://db:6379/0?password=s3cr3t-pw",
+        "rediss://db:6380/0?ssl_cert_reqs=none&password=s3cr3t-pw",
+        "redis+cluster://db:7000/?password=s3cr3t-pw",
+        "unix:///run/redis.sock?password=s3cr3t-pw",
+    ],
+)
+def test_check_config_masks_a_password_in_the_query(url: str) -> None:
+    result = _cli("check-config", env={"GATEWAY_REDIS_URL": url})
+    assert result.returncode == 0, result.stderr
+    printed = msgspec.json.decode(result.stdout)
+    assert printed["GATEWAY_REDIS_URL"] == url.replace("s3cr3t-pw", "***")
     assert "s3cr3t-pw" not in result.stdout + result.stderr
 
 

@@ -149,6 +149,8 @@ class CoreApiEndpoints:
             if name == "Link":
                 origin = client_origin(request.scope, trust_forwarded=self.trust_forwarded)
                 value = rewrite_link(value, origin)
+                if not value:  # every link in it led elsewhere and was dropped
+                    continue
             headers[name.lower()] = value
         if cache is not None:
             headers["x-cache"] = cache

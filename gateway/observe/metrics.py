@@ -86,6 +86,7 @@ PROTECT_REASONS = (
     "request_timeout",
     "too_many_connections",
     "bad_request",
+    "ops_shed",
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -262,6 +263,13 @@ class Metrics:
             registry=r,
         )
         self._refusals = {r: unlock(self.protect_refusals.labels(r)) for r in PROTECT_REASONS}
+        self.ops_answers = Counter(
+            "gateway_ops_answers_total",
+            "Answers of /stats and /metrics by source: built for the request, or the body "
+            "kept from a recent build (while a flood spends the build budget)",
+            ("route", "source"),
+            registry=r,
+        )
         self.rate_limit_fallbacks = Counter(
             "gateway_rate_limit_fallbacks_total",
             "Rate-limit checks answered in process because Redis failed or was being skipped",
@@ -338,6 +346,16 @@ class Metrics:
         if child is None:
             child = self._refusals[reason] = self.bind(self.protect_refusals, reason)
         child.inc()
+
+    def ops_answer(self, route: str) -> Callable[[bool], None]:
+        """A callback ``(built)`` counting the answers of one ops route by source."""
+        built_child = self.bind(self.ops_answers, route, "built")
+        kept_child = self.bind(self.ops_answers, route, "kept")
+
+        def answered(built: bool) -> None:
+            (built_child if built else kept_child).inc()
+
+        return answered
 
     def breaker_state(self, upstream: str) -> Callable[[bool], None]:
         """A callback ``(is_open)`` for one upstream's circuit breaker."""

@@ -29,6 +29,7 @@ from gateway.config import Settings, mask_url
 from gateway.observe.banner import store_description
 from gateway.observe.health import DrainState
 from gateway.observe.metrics import Metrics
+from gateway.observe.ops_cache import BuildBudget, CachedBody
 from gateway.observe.results import COALESCED, HIT
 
 _encoder = msgspec.json.Encoder()
@@ -51,16 +52,34 @@ ALERT_ERROR_RATIO = 0.05
 
 
 class StatsEndpoint:
-    """``GET /stats``: rolling statistics and current state, for every worker together."""
+    """``GET /stats``: rolling statistics and current state, for every worker together.
 
-    def __init__(self, metrics: Metrics, settings: Settings, drain: DrainState) -> None:
+    The body is kept between builds and rebuilt only as ``budget`` allows
+    (gateway/observe/ops_cache.py); a change of draining state is always shown at once.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        settings: Settings,
+        drain: DrainState,
+        budget: BuildBudget | None = None,
+    ) -> None:
         self.metrics = metrics
         self.settings = settings
         self.drain = drain
+        self._body = CachedBody(
+            self._build,
+            budget if budget is not None else BuildBudget(0.0, 1),
+            metrics.ops_answer("/stats"),
+        )
+
+    def _build(self) -> bytes:
+        body = replica_stats(self.metrics, self.settings, draining=self.drain.draining)
+        return _encoder.encode(body)
 
     async def handle(self, request: Request) -> Response:
-        body = replica_stats(self.metrics, self.settings, draining=self.drain.draining)
-        return Response(_encoder.encode(body), media_type="application/json")
+        return Response(self._body.get(self.drain.draining), media_type="application/json")
 
 
 async def status_endpoint(request: Request) -> Response:

@@ -11,7 +11,7 @@ has nothing to shield on: it skips the shield, is forwarded every time and answe
 
 Between parsing and the shield sits the guard (gateway/protect/): an RTB key outside the
 allow-list gets 403 and a publisher or key over its rate limit 429, before the shield or
-the upstream sees the ping.
+the upstream sees the ping; a confirmation passes the same allow-list and rate limits.
 
 ``POST /rtbs.json`` is the hot path, so it is a plain ASGI callable rather than a
 Starlette request/response function: it reads the two headers it needs straight from the
@@ -168,7 +168,8 @@ class ConfirmReservation(RtbEndpoint):
             body,
             request.headers.get("content-type"),
         )
-        self.guard.admit_key(confirmation.key)
+        # The same allow-list and rate limits as a ping (403/429, nothing forwarded).
+        await self.guard.admit_confirmation(confirmation.key)
         desk = self.auctions
         if desk is not None and (auction := desk.table.get(confirmation.key)) is not None:
             return await desk.confirm(auction, confirmation, request.method, deadline)

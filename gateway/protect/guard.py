@@ -1,5 +1,8 @@
 """Admission of a parsed ping or confirmation: allow-list first, then rate limits.
 
+Pings and confirmations share each key's and publisher's buckets (one limit on what a
+key sends upstream), so a confirmation can no more go around a limit than a ping.
+
 Runs after parsing (both checks need the key and publisher) and before the shield, so a
 refused ping is never forwarded and never answered from the shield either: a publisher
 over its limit or with an unknown key learns nothing about other publishers' bids.
@@ -45,6 +48,24 @@ class Guard:
             self._refused("rate_limited")
             raise RateLimited(
                 f"too many pings for this {verdict.scope}; retry after the time in Retry-After",
+                headers={"Retry-After": retry_after_header(verdict.retry_after_s)},
+            )
+
+    async def admit_confirmation(self, rtb_key: str, publisher_id: str | None = None) -> None:
+        """A confirmation passes the same checks as a ping and spends from the same
+        buckets: the limits are on what a key (or publisher) sends to the upstream, and
+        a confirmation is forwarded every time, never answered from the shield. Without
+        this, a limited key could send confirmations at any rate (each one an upstream
+        request) while its pings were held to their limit."""
+        self.admit_key(rtb_key)
+        if self.limiter is None:
+            return
+        verdict = await self.limiter.check(rtb_key, publisher_id)
+        if not verdict.allowed:
+            self._refused("rate_limited")
+            raise RateLimited(
+                f"too many pings and confirmations for this {verdict.scope}; "
+                "retry after the time in Retry-After",
                 headers={"Retry-After": retry_after_header(verdict.retry_after_s)},
             )
 

@@ -5,8 +5,11 @@ queueing, and the publisher's own deadline keeps running while a request waits. 
 ``max_in_flight`` requests being served by this replica, a new one gets a fast
 ``503 overloaded`` JSON with ``Retry-After: 1`` before its body is read, so memory per
 replica is bounded by roughly ``max_in_flight x GATEWAY_MAX_BODY_BYTES``. The operations
-routes (``/healthz``, ``/readyz``, ``/metrics``) are never shed: an overloaded replica
-must still be observable and must not be killed by its liveness probe.
+routes (``/healthz``, ``/readyz``, ``/metrics``) are not counted against that cap: an
+overloaded replica must still be observable and must not be killed by its liveness
+probe. ``/stats`` and ``/metrics`` are paced instead (:mod:`gateway.protect.ops_pacing`),
+so a flood of them waits, and past a few dozen waiting is shed with a 503, before any
+ping is.
 
 A query string over ``max_query_bytes`` gets ``414 uri_too_long`` here, whatever the
 server in front; the server's own head limits live in :mod:`gateway.wire.protocol`.
@@ -19,8 +22,11 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import Overloaded, Rendered, UriTooLong, prerender, send_error
+from gateway.protect.ops_pacing import OpsPacer
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/stats", "/status", "/openapi.json"})
+# Built from the whole replica's state, so paced (the others answer fixed bytes).
+PACED_PATHS = frozenset({"/metrics", "/stats"})
 
 
 class ProtectMiddleware:
@@ -33,8 +39,10 @@ class ProtectMiddleware:
         max_in_flight: int,
         max_query_bytes: int,
         on_refusal: Callable[[str], None] | None = None,
+        ops_pacer: OpsPacer | None = None,
     ) -> None:
         self.app = app
+        self.ops_pacer = ops_pacer
         self.max_in_flight = max_in_flight
         self.max_query_bytes = max_query_bytes
         self.in_flight = 0
@@ -44,6 +52,11 @@ class ProtectMiddleware:
             "this replica is at its limit of requests in flight; retry shortly",
             headers={"Retry-After": "1"},
         )
+        self._ops_busy = prerender(
+            Overloaded,
+            "too many requests for /stats and /metrics at once; retry shortly",
+            headers={"Retry-After": "1"},
+        )
         self._too_long = prerender(
             UriTooLong,
             f"the query string is longer than {max_query_bytes} bytes; send the fields in the body",
@@ -51,6 +64,10 @@ class ProtectMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            pacer = self.ops_pacer
+            if pacer is not None and scope.get("path") in PACED_PATHS and not await pacer.admit():
+                await self._refuse(send, self._ops_busy, "ops_shed")
+                return
             await self.app(scope, receive, send)
             return
         if len(scope["query_string"]) > self.max_query_bytes:

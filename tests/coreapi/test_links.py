@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from gateway.coreapi.links import client_origin, rewrite_link
+from tests.support.scripted_upstream import Reply, Seen, scripted_upstream
 
 
 def _scope(*headers: tuple[str, str], scheme: str = "http") -> dict[str, Any]:
@@ -81,3 +83,76 @@ def test_v2_paths_survive_rewriting() -> None:
     assert rewrite_link(value, "https://gw") == (
         '<https://gw/api/v2/calls.json?api_key=k&page=3>; rel="next"'
     )
+
+
+# Each of these names another host to a client that resolves URLs as browsers (and most
+# HTTP libraries) do: backslashes before the query are slashes, tabs and newlines vanish,
+# leading spaces are trimmed, any number of slashes may follow an http(s) scheme.
+HOSTILE_URLS = [
+    "//evil.example/calls.json?api_key=k&page=2",
+    "///evil.example/calls.json?api_key=k&page=2",
+    "\\\\evil.example/calls.json?api_key=k&page=2",
+    "/\\evil.example/calls.json?api_key=k&page=2",
+    "\\/evil.example/calls.json?api_key=k&page=2",
+    "http:\\\\evil.example/calls.json?api_key=k&page=2",
+    "https:/\\evil.example/calls.json?api_key=k&page=2",
+    "https:evil.example/calls.json?api_key=k&page=2",
+    "HTTPS:////evil.example/calls.json?api_key=k&page=2",
+    " \t//evil.example/calls.json?api_key=k&page=2",
+    "/\t/evil.example/calls.json?api_key=k&page=2",
+    "/\n\\evil.example/calls.json?api_key=k&page=2",
+    "https://gw.example@evil.example/calls.json?api_key=k&page=2",
+]
+
+
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+def test_a_url_naming_another_host_in_any_spelling_is_re_pointed(url: str) -> None:
+    value = f'<{url}>; rel="next"'
+    assert rewrite_link(value, "http://gw:8080") == (
+        '<http://gw:8080/calls.json?api_key=k&page=2>; rel="next"'
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "ftp://evil.example/x?api_key=k", "data:,x", "evil:x"]
+)
+def test_a_link_with_another_scheme_is_dropped_whole(url: str) -> None:
+    value = f'<{url}>; rel="prev"; title="a, <b>", <https://up/calls.json?page=2>; rel="next"'
+    assert rewrite_link(value, "https://gw") == '<https://gw/calls.json?page=2>; rel="next"'
+    assert rewrite_link(f'<{url}>; rel="next"', "https://gw") == ""
+
+
+def test_a_backslash_in_the_query_is_kept() -> None:
+    value = '<//evil/calls.json?q=a\\b&api_key=k>; rel="next"'
+    assert (
+        rewrite_link(value, "https://gw") == '<https://gw/calls.json?q=a\\b&api_key=k>; rel="next"'
+    )
+
+
+async def test_no_hostile_link_reaches_the_client(make_gateway: Any, client: Any) -> None:
+    """Through a real gateway, cached and fresh: the key never points anywhere else."""
+    # A newline cannot travel inside a header value; a tab can.
+    sendable = [u for u in HOSTILE_URLS if "\n" not in u]
+    link = ", ".join(f'<{u}>; rel="r{i}"' for i, u in enumerate(sendable))
+    link += ', <javascript:fetch("//evil.example")>; rel="x"'
+
+    def answer(seen: Seen) -> Reply:
+        if "page=2" in seen.target:  # only links that must be dropped
+            return Reply(body=b"{}", headers=[("Link", b'<ftp://evil.example/x>; rel="next"')])
+        return Reply(body=b'{"calls":[]}', headers=[("Link", link.encode())])
+
+    async with scripted_upstream(answer) as upstream:
+        settings = {"core_api_url": upstream.url, "core_api_v2_url": upstream.url}
+        async with make_gateway(**settings) as gw:
+            fresh = await client.get(f"{gw}/calls.json?api_key=k")
+            cached = await client.get(f"{gw}/calls.json?api_key=k")
+            emptied = await client.get(f"{gw}/calls.json?api_key=k&page=2")
+    assert cached.headers["x-cache"] == "hit"
+    assert emptied.status_code == 200
+    assert "link" not in emptied.headers  # not an empty Link header
+    for resp in (fresh, cached):
+        assert resp.status_code == 200
+        urls = re.findall(r"<([^>]*)>", resp.headers["link"])
+        assert len(urls) == len(sendable)
+        assert all(u.startswith(f"{gw}/calls.json?api_key=k") for u in urls), urls
+        assert "evil" not in resp.headers["link"]

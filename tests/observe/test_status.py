@@ -11,6 +11,7 @@ from gateway.app import create_app
 from gateway.config import Secret, Settings
 from gateway.observe.status import alerts, store_description
 from tests.conftest import MakeGateway
+from tests.support.redis_server import RedisServer
 from tests.support.servers import serve_app
 
 
@@ -67,6 +68,29 @@ def test_the_store_is_described_without_its_password() -> None:
     assert "hunter2" not in described
     assert described.startswith("redis://app:")
     assert described.endswith("@redis:6379/0")
+
+
+async def test_a_query_password_is_masked_on_stats_and_status(sandbox_url: str) -> None:
+    """redis-py takes ``?password=`` as it takes ``redis://:pw@``: a real Redis that
+    requires it shields with it, and neither /stats nor /status shows it."""
+    redis = RedisServer(password="hunter2-query")
+    redis.start()
+    try:
+        url = f"redis://127.0.0.1:{redis.port}/0?password=hunter2-query"
+        settings = Settings.from_env({}, rtb_upstream_url=sandbox_url, redis_url=Secret(url))
+        async with serve_app(create_app(settings)) as gw, httpx.AsyncClient() as c:
+            params = {"key": "k", "publisher_id": "p", "caller_number": "+18558485518"}
+            for _ in range(2):
+                assert (await c.post(gw + "/rtbs.json", params=params)).status_code == 200
+            stats = await c.get(gw + "/stats")
+            page = await c.get(gw + "/status")
+    finally:
+        redis.stop()
+    assert stats.json()["shield"]["totals"]["hit"] == 1  # the password did reach Redis
+    assert stats.json()["shield"]["store"] == f"redis://127.0.0.1:{redis.port}/0?password=***"
+    for r in (stats, page):
+        assert r.status_code == 200
+        assert "hunter2" not in r.text
 
 
 async def test_the_page_is_self_contained_html() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from typing import Any
 
 import httpx
@@ -69,3 +72,45 @@ async def test_invalid_confirmations_are_refused_and_not_forwarded(
     assert set(bad_status.json()["fields"]) == {"status"}
     assert unknown.status_code == 404  # the upstream's answer, passed through
     assert [r["path"] for r in app.state.sandbox.received] == [f"/rtbs/{good}.json"]
+
+
+async def test_confirmations_pass_the_key_rate_limit_like_pings(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """2/s per key (bursts of 2): of 40 confirmations sent at once, only the few the
+    bucket holds reach the upstream; the rest get 429 with Retry-After, not forwarded."""
+    url, app = sandbox
+    async with make_gateway(rtb_upstream_url=url, rate_limit_per_key="2/s") as gw:
+        reserved = (await client.post(f"{gw}/rtbs.json", json=PING)).json()
+        target = f"{gw}/rtbs/{reserved['uuid']}.json?key={RTB_KEY}&status=confirmed"
+        started = time.monotonic()
+        answers = await asyncio.gather(*(client.put(target) for _ in range(40)))
+        elapsed = time.monotonic() - started
+        metrics = (await client.get(f"{gw}/metrics")).text
+    limited = [r for r in answers if r.status_code == 429]
+    passed = [r for r in answers if r.status_code != 429]
+    # The ping spent one of the burst's 2; the bucket refills at 2/s while they run.
+    assert len(passed) <= 1 + math.ceil(2 * elapsed), (len(passed), elapsed)
+    assert len(limited) >= 40 - (1 + math.ceil(2 * elapsed))
+    assert len(passed) >= 1  # the limit refuses the excess, not every confirmation
+    for r in limited:
+        assert r.json()["error"] == "rate_limited"
+        assert int(r.headers["retry-after"]) >= 1
+    confirms = [r for r in app.state.sandbox.received if r["method"] in ("PUT", "PATCH")]
+    assert len(confirms) == len(passed)  # a refused confirmation is never forwarded
+    assert f'gateway_protect_refusals_total{{reason="rate_limited"}} {len(limited)}.0' in metrics
+
+
+async def test_confirmations_and_pings_spend_from_one_bucket(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, app = sandbox
+    async with make_gateway(rtb_upstream_url=url, rate_limit_per_key="2/h") as gw:
+        reserved = (await client.post(f"{gw}/rtbs.json", json=PING)).json()
+        target = f"{gw}/rtbs/{reserved['uuid']}.json?key={RTB_KEY}&status=confirmed"
+        first = await client.put(target)
+        second = await client.patch(target)
+        ping = await client.post(f"{gw}/rtbs.json", json={**PING, "caller_number": "+18558485530"})
+    assert (first.status_code, second.status_code, ping.status_code) == (200, 429, 429)
+    assert "confirmations" in second.json()["message"]
+    assert len(app.state.sandbox.received) == 2  # one ping, one confirmation
