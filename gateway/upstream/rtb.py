@@ -3,9 +3,10 @@
 One pool of keep-alive connections per origin and process, on the lean HTTP/1.1 client of
 :mod:`gateway.upstream.http1`. The client was chosen by measurement: on the 2-core
 reference box httpx's default transport forwarded ~370 pings/s per core against ~2,600
-for aiohttp (DESIGN.md, loadtests/client_bench.py), and aiohttp in turn spent ~35% of the
+for aiohttp (loadtests/client_bench.py), and aiohttp in turn spent ~35% of the
 gateway's CPU per forwarded ping, which the lean client cuts to a fraction
-(loadtests/README.md has the figures). A reservation's request head is built once.
+(docs/pages/performance.md; dated figures in git history). A reservation's request head
+is built once.
 
 Error mapping happens here, at the boundary, so callers only ever see
 :class:`~gateway.upstream.answer.UpstreamAnswer` or :class:`~gateway.errors.GatewayError`::
