@@ -1,4 +1,9 @@
-"""``gateway check-config``: the effective settings as JSON, every secret masked."""
+"""``gateway check-config``: the effective settings as JSON, every secret masked.
+
+``--describe`` prints the same values for people: one setting a line with the
+description, default and bounds declared on :class:`gateway.config.Settings`, the text
+the settings reference and the Helm chart are generated from.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import sys
 import msgspec
 
 from gateway.cli.serve import invalid
-from gateway.config import ConfigError, Settings
+from gateway.cli.settings_doc import describe
+from gateway.config import ConfigError, Settings, setting_specs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -16,6 +22,13 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
     except ConfigError as exc:
         return invalid(exc)
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(settings.masked())).decode())
+    shown = settings.masked()
+    if getattr(args, "describe", False):
+        for spec in setting_specs():
+            value = shown[spec.variable]
+            text = "" if value is None else msgspec.json.encode(value).decode()
+            sys.stdout.write(f"{spec.variable}={text}\n    {describe(spec)}\n")
+        return 0
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(shown)).decode())
     sys.stdout.write("\n")
     return 0
