@@ -1,11 +1,11 @@
-"""Render docs/dashboard.png: the Grafana dashboard's main panels, from real /metrics.
+"""Render docs/pages/img/dashboard.png: the Grafana dashboard's main panels, from real /metrics.
 
 There is no Grafana here, so this runs the gateway for real (``gateway serve --sandbox``
 with a real redis-server behind the shield), drives a mixed load at it for a minute and
 a half, scrapes ``/metrics`` every two seconds, and computes each panel with the same
 arithmetic as its PromQL (``rate`` over 10 s, ``histogram_quantile`` on bucket deltas).
 
-    uv run python docs/render_dashboard.py            # ~100 s; writes docs/dashboard.png
+    uv run python docs/render_dashboard.py            # ~100 s; writes docs/pages/img/dashboard.png
 
 The load: ~120 pings/s (half repeat a recent caller, so the shield answers them; the
 sandbox delays the rest 2-20 ms; 2 % get an upstream 500, 0.3 % outlast the 300 ms
@@ -41,7 +41,7 @@ from tests.support.redis_server import RedisServer  # noqa: E402
 DURATION_S = 90
 SCRAPE_S = 2.0
 RATE_WINDOW_S = 10.0
-OUT = ROOT / "docs" / "dashboard.png"
+OUT = ROOT / "docs" / "pages" / "img" / "dashboard.png"
 
 Scrape = dict[str, dict[tuple[tuple[str, str], ...], float]]
 

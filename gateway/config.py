@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import os
+import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote_plus, urlsplit
 
 import msgspec
+from msgspec import Meta
 
 from gateway.protect.rules import parse_limits, read_keys_file, split_keys
 
@@ -107,82 +109,313 @@ def _mask_query(query: str) -> str:
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """The effective configuration. Defaults are the documented ones (the settings reference)."""
+    """The effective configuration: the one source of every setting.
 
-    host: str = "0.0.0.0"
-    port: int = 8080
-    workers: int = 1
-    sandbox: bool = False
+    Each field is one ``GATEWAY_<NAME>`` variable with its default, its bounds (``Meta``
+    ``ge``/``gt``/``le``), its choices (``Literal``) and a one-line description. The
+    checks in :meth:`validate`, ``gateway check-config --describe``, the settings
+    reference in the docs and the Helm chart's config values and schema are all derived
+    from these declarations (``python -m gateway.cli.settings_doc``), so they cannot drift.
+    """
 
-    rtb_upstream_url: str = DEFAULT_RTB_UPSTREAM_URL
-    core_api_url: str = DEFAULT_CORE_API_URL
-    core_api_v2_url: str = DEFAULT_CORE_API_V2_URL
-    data_writing_url: str = DEFAULT_DATA_WRITING_URL
-    redis_url: Secret | None = None
+    host: Annotated[str, Meta(description="address to listen on (`--host`)")] = "0.0.0.0"
+    port: Annotated[int, Meta(ge=0, le=65535, description="port to listen on (`--port`)")] = 8080
+    workers: Annotated[
+        int, Meta(ge=1, le=64, description="worker processes per replica (`--workers`)")
+    ] = 1
+    sandbox: Annotated[
+        bool, Meta(description="run against the built-in Retreaver sandbox (`--sandbox`)")
+    ] = False
 
-    rtb_timeout_ms: int = 3000
-    # "optional": pings without caller_number are accepted (forwarded, never shielded).
-    rtb_caller_number: str = "required"
-    rtb_max_connections: int = 512
-    # An upstream answer over these is refused (502) and its connection dropped.
-    rtb_max_answer_bytes: int = 1024 * 1024
-    core_api_max_answer_bytes: int = 16 * 1024 * 1024
+    rtb_upstream_url: Annotated[
+        str, Meta(description="where pings are forwarded (`/rtbs.json` is appended)")
+    ] = DEFAULT_RTB_UPSTREAM_URL
+    core_api_url: Annotated[str, Meta(description="the Core API: v1 and `/api/v1/reports`")] = (
+        DEFAULT_CORE_API_URL
+    )
+    core_api_v2_url: Annotated[
+        str, Meta(description="the Core API v2, v3, v4 and caller lists (`/api/v2/...`)")
+    ] = DEFAULT_CORE_API_V2_URL
+    data_writing_url: Annotated[
+        str, Meta(description="call data writing (`/data_writing` is appended)")
+    ] = DEFAULT_DATA_WRITING_URL
+    redis_url: Annotated[
+        Secret | None,
+        Meta(
+            description="`redis://`, `rediss://`, `unix://` or `redis+cluster://`; "
+            "unset: an in-process shield store (one replica)"
+        ),
+    ] = None
 
-    shield_scope: str = "key"
-    shield_max_ttl_s: int = 3600
-    shield_near_cache_size: int = 100_000
-    # How long a near-cached answer is trusted without asking Redis again: the bound on
-    # replicas disagreeing after Redis loses or evicts a bid (gateway/shield/nearcache.py).
-    shield_near_cache_ttl_ms: int = 1000
-    # About 1 kB each: 200,000 (~200 MB) fits the chart's 512Mi with room to spare.
-    shield_memory_max_entries: int = 200_000
-    # Shield leases are short and renewed while the holder forwards (gateway/shield/).
-    shield_lease_ms: int = 1000
-    # After this many consecutive failed Redis calls the shield is bypassed for a while.
-    shield_bypass_after: int = 3
-    shield_bypass_ms: int = 1000
-    redis_timeout_ms: int = 50
-    redis_max_connections: int = 128
+    rtb_timeout_ms: Annotated[
+        int,
+        Meta(ge=1, le=120_000, description="total budget for one ping, from arrival to answer"),
+    ] = 3000
+    rtb_caller_number: Annotated[
+        Literal["required", "optional"],
+        Meta(
+            description="`optional`: accept pings without `caller_number` "
+            "(forwarded every time, unshielded, `X-Shield: none`)"
+        ),
+    ] = "required"
+    rtb_max_connections: Annotated[
+        int, Meta(ge=1, le=100_000, description="size of the pooled RTB upstream connections")
+    ] = 512
+    rtb_max_answer_bytes: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=64 * 1024**2,
+            description="largest RTB answer read; over it: 502 and the connection dropped",
+        ),
+    ] = 1024 * 1024
+    core_api_max_answer_bytes: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=1024**3,
+            description="largest Core API answer read; over it: 502 and the connection dropped",
+        ),
+    ] = 16 * 1024 * 1024
 
-    max_body_bytes: int = 65536
+    shield_scope: Annotated[
+        Literal["key", "publisher"],
+        Meta(
+            description="`key`: shield per (RTB key, caller); "
+            "`publisher`: per (RTB key, publisher, caller)"
+        ),
+    ] = "key"
+    shield_max_ttl_s: Annotated[
+        int, Meta(ge=1, le=7 * 86400, description="upper bound on how long a bid is shielded")
+    ] = 3600
+    shield_near_cache_size: Annotated[
+        int,
+        Meta(ge=0, description="shielded answers kept in process in front of Redis (0: off)"),
+    ] = 100_000
+    shield_near_cache_ttl_ms: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=60_000,
+            description="how long a near-cached answer is trusted without asking Redis again "
+            "(the bound on replicas disagreeing after Redis loses or evicts a bid)",
+        ),
+    ] = 1000
+    shield_memory_max_entries: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description="cap of the in-process shield store (least recently used go first; "
+            "about 1 kB each: 200,000 fit the chart's 512Mi with room to spare)",
+        ),
+    ] = 200_000
+    shield_lease_ms: Annotated[
+        int,
+        Meta(
+            ge=100,
+            le=60_000,
+            description="lease of the one request forwarding a caller; renewed while it "
+            "forwards, so a dead holder is replaced within this",
+        ),
+    ] = 1000
+    shield_bypass_after: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=1000,
+            description="consecutive failed Redis calls (shield, rate limits, lookup cache) "
+            "after which Redis is skipped",
+        ),
+    ] = 3
+    shield_bypass_ms: Annotated[
+        int,
+        Meta(ge=1, le=2000, description="how long Redis is skipped before it is probed again"),
+    ] = 1000
+    redis_timeout_ms: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=10_000,
+            description="deadline of every Redis call on the ping path (connecting included)",
+        ),
+    ] = 50
+    redis_max_connections: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=10_000,
+            description="size of the redis-py pool (pub/sub, rate limits, lookup cache)",
+        ),
+    ] = 128
 
-    core_api_max_concurrency: int = 4
-    core_api_timeout_ms: int = 10_000
-    core_api_allow_writes: bool = False
-    lookup_cache_ttl_s: float = 5.0
-    lookup_cache_max_bytes: int = 32 * 1024 * 1024
-    core_api_max_retry_wait_s: float = 5.0
-    # The longest an upstream 429 quiets the credentials that got it, whatever Retry-After says.
-    core_api_max_quiet_s: float = 60.0
-    trust_forwarded_headers: bool = False
+    max_body_bytes: Annotated[
+        int, Meta(ge=1, le=64 * 1024 * 1024, description="larger request bodies get 413")
+    ] = 65536
 
-    # Protections (gateway/protect/): empty rate limit specs and no allowed keys = off.
-    rate_limit_per_publisher: str = ""
-    rate_limit_per_key: str = ""
-    rtb_allowed_keys: Secret | None = None
-    rtb_allowed_keys_file: str | None = None
-    breaker_failures: int = 20
-    breaker_open_s: float = 1.0
-    max_in_flight: int = 2048
-    max_query_bytes: int = 16384
-    max_header_bytes: int = 32768
-    client_timeout_s: float = 10.0
-    max_connections: int = 10_000
-    # /stats and /metrics (gateway/observe/ops_cache.py, gateway/protect/ops_pacing.py): under a
-    # flood, bodies rebuilt at most once per refresh; requests paced at a rate, a few waiting.
-    ops_refresh_ms: int = 1000
-    ops_max_rps: float = 20.0
-    ops_max_waiting: int = 32
+    core_api_max_concurrency: Annotated[
+        int,
+        Meta(ge=1, le=1000, description="most lookups in flight to the Core API, per replica"),
+    ] = 4
+    core_api_timeout_ms: Annotated[
+        int, Meta(ge=1, le=300_000, description="budget for one Core API request")
+    ] = 10_000
+    core_api_allow_writes: Annotated[
+        bool, Meta(description="forward the Core API's write routes instead of answering 405")
+    ] = False
+    lookup_cache_ttl_s: Annotated[
+        float, Meta(ge=0, description="how long a lookup answer is cached (0: no caching)")
+    ] = 5.0
+    lookup_cache_max_bytes: Annotated[
+        int,
+        Meta(ge=1, description="bytes the in-process lookup cache (without Redis) may hold"),
+    ] = 32 * 1024 * 1024
+    core_api_max_retry_wait_s: Annotated[
+        float,
+        Meta(ge=0, description="longest `Retry-After` waited out before a 429 is passed on"),
+    ] = 5.0
+    core_api_max_quiet_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description="longest an upstream 429 quiets the credentials that got it, "
+            "whatever its `Retry-After`",
+        ),
+    ] = 60.0
+    trust_forwarded_headers: Annotated[
+        bool,
+        Meta(
+            description="build `Link` URLs from `X-Forwarded-Host`/`-Proto` "
+            "(only behind a proxy you trust)"
+        ),
+    ] = False
 
-    # Auctions (gateway/auction/): one ping offered to several campaigns.
-    auctions_file: str | None = None
-    auctions_reload_s: float = 2.0  # how often the file's mtime is checked; 0: SIGHUP only
-    auction_routes_max_entries: int = 100_000  # in-process winners remembered for confirms
-    auction_late_legs_max: int = 1024  # legs still followed after their auction answered
+    rate_limit_per_publisher: Annotated[
+        str,
+        Meta(
+            description="`COUNT/UNIT[:BURST]` default plus per-publisher overrides, e.g. "
+            "`50/s, acme=500/s:1000, trusted=off`; unset: no limit"
+        ),
+    ] = ""
+    rate_limit_per_key: Annotated[
+        str, Meta(description="one `COUNT/UNIT[:BURST]` rate for every RTB key; unset: no limit")
+    ] = ""
+    rtb_allowed_keys: Annotated[
+        Secret | None,
+        Meta(description="comma list of accepted RTB keys; others get 403; unset: all"),
+    ] = None
+    rtb_allowed_keys_file: Annotated[
+        str | None,
+        Meta(description="a file of accepted RTB keys, one per line; unset: all"),
+    ] = None
+    breaker_failures: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=100_000,
+            description="consecutive upstream failures that open the breaker (fast 503)",
+        ),
+    ] = 20
+    breaker_open_s: Annotated[
+        float, Meta(gt=0, le=600, description="how often an open breaker lets one probe through")
+    ] = 1.0
+    max_in_flight: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=1_000_000,
+            description="requests in flight per replica before new ones get a fast 503",
+        ),
+    ] = 2048
+    max_query_bytes: Annotated[
+        int, Meta(ge=1, le=1024 * 1024, description="longer query strings get 414")
+    ] = 16384
+    max_header_bytes: Annotated[
+        int, Meta(ge=1024, le=1024 * 1024, description="larger request heads get 431")
+    ] = 32768
+    client_timeout_s: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description="a request whose head and body have not arrived by then gets 408",
+        ),
+    ] = 10.0
+    max_connections: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=1_000_000,
+            description="open client connections per replica before new ones get 503",
+        ),
+    ] = 10_000
+    ops_refresh_ms: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=60_000,
+            description="under a flood, `/stats` and `/metrics` are rebuilt at most once per "
+            "this (after a few fresh builds); 0: built on every request",
+        ),
+    ] = 1000
+    ops_max_rps: Annotated[
+        float,
+        Meta(gt=0, le=100_000, description="`/stats` and `/metrics` requests let through a second"),
+    ] = 20.0
+    ops_max_waiting: Annotated[
+        int,
+        Meta(
+            ge=0,
+            le=100_000,
+            description="`/stats` and `/metrics` requests waiting for a slot before more get 503",
+        ),
+    ] = 32
 
-    drain_delay_s: float = 5.0
-    log_format: str = "auto"  # text on a terminal, JSON lines otherwise
-    log_level: str = "info"
+    auctions_file: Annotated[
+        str | None,
+        Meta(description="the auctions file (TOML, or JSON by its `.json` ending); unset: none"),
+    ] = None
+    auctions_reload_s: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=3600,
+            description="how often the auctions file is checked for changes (0: on SIGHUP only)",
+        ),
+    ] = 2.0
+    auction_routes_max_entries: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=10**8,
+            description="auction winners remembered in process for confirms (without Redis)",
+        ),
+    ] = 100_000
+    auction_late_legs_max: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=1_000_000,
+            description="auction legs still followed after their auction answered",
+        ),
+    ] = 1024
+
+    drain_delay_s: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=3600,
+            description="after SIGTERM, how long `/readyz` reports 503 while still serving",
+        ),
+    ] = 5.0
+    log_format: Annotated[
+        Literal["auto", "json", "text"],
+        Meta(description="`auto`: text when stdout and stderr are terminals, JSON lines otherwise"),
+    ] = "auto"
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error", "critical"],
+        Meta(description="the lowest level logged"),
+    ] = "info"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -214,53 +447,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     "GATEWAY_REDIS_URL",
                     "must start with redis://, rediss://, unix:// or redis+cluster://",
                 )
-        _positive("GATEWAY_PORT", self.port, upper=65535, allow_zero=True)
-        _positive("GATEWAY_WORKERS", self.workers, upper=64)
-        _positive("GATEWAY_RTB_TIMEOUT_MS", self.rtb_timeout_ms, upper=120_000)
-        _positive("GATEWAY_RTB_MAX_CONNECTIONS", self.rtb_max_connections, upper=100_000)
-        _positive("GATEWAY_RTB_MAX_ANSWER_BYTES", self.rtb_max_answer_bytes, upper=64 * 1024**2)
-        _positive(
-            "GATEWAY_CORE_API_MAX_ANSWER_BYTES", self.core_api_max_answer_bytes, upper=1024**3
-        )
-        _positive("GATEWAY_SHIELD_MAX_TTL_S", self.shield_max_ttl_s, upper=7 * 86400)
-        _positive("GATEWAY_SHIELD_NEAR_CACHE_SIZE", self.shield_near_cache_size, allow_zero=True)
-        _positive("GATEWAY_SHIELD_NEAR_CACHE_TTL_MS", self.shield_near_cache_ttl_ms, upper=60_000)
-        _positive("GATEWAY_SHIELD_MEMORY_MAX_ENTRIES", self.shield_memory_max_entries)
-        _positive("GATEWAY_REDIS_TIMEOUT_MS", self.redis_timeout_ms, upper=10_000)
-        _positive("GATEWAY_SHIELD_LEASE_MS", self.shield_lease_ms, upper=60_000)
-        if self.shield_lease_ms < 100:
-            raise ConfigError("GATEWAY_SHIELD_LEASE_MS", "must be at least 100")
-        _positive("GATEWAY_SHIELD_BYPASS_AFTER", self.shield_bypass_after, upper=1000)
-        _positive("GATEWAY_SHIELD_BYPASS_MS", self.shield_bypass_ms, upper=2000)
-        _positive("GATEWAY_REDIS_MAX_CONNECTIONS", self.redis_max_connections, upper=10_000)
-        _positive("GATEWAY_MAX_BODY_BYTES", self.max_body_bytes, upper=64 * 1024 * 1024)
-        _positive("GATEWAY_CORE_API_MAX_CONCURRENCY", self.core_api_max_concurrency, upper=1000)
-        _positive("GATEWAY_CORE_API_TIMEOUT_MS", self.core_api_timeout_ms, upper=300_000)
-        _positive("GATEWAY_LOOKUP_CACHE_TTL_S", self.lookup_cache_ttl_s, allow_zero=True)
-        _positive("GATEWAY_LOOKUP_CACHE_MAX_BYTES", self.lookup_cache_max_bytes)
-        _positive(
-            "GATEWAY_CORE_API_MAX_RETRY_WAIT_S", self.core_api_max_retry_wait_s, allow_zero=True
-        )
-        _positive("GATEWAY_CORE_API_MAX_QUIET_S", self.core_api_max_quiet_s, upper=3600)
-        _positive("GATEWAY_DRAIN_DELAY_S", self.drain_delay_s, allow_zero=True, upper=3600)
+        for spec in setting_specs():
+            spec.check(getattr(self, spec.name))
         self._validate_protections()
-        _positive("GATEWAY_AUCTIONS_RELOAD_S", self.auctions_reload_s, allow_zero=True, upper=3600)
-        _positive(
-            "GATEWAY_AUCTION_ROUTES_MAX_ENTRIES", self.auction_routes_max_entries, upper=10**8
-        )
-        _positive("GATEWAY_AUCTION_LATE_LEGS_MAX", self.auction_late_legs_max, upper=1_000_000)
         if self.auctions_file is not None and not os.path.isfile(self.auctions_file):
             raise ConfigError("GATEWAY_AUCTIONS_FILE", "is not a readable file")
-        if self.rtb_caller_number not in ("required", "optional"):
-            raise ConfigError("GATEWAY_RTB_CALLER_NUMBER", "must be 'required' or 'optional'")
-        if self.shield_scope not in ("key", "publisher"):
-            raise ConfigError("GATEWAY_SHIELD_SCOPE", "must be 'key' or 'publisher'")
-        if self.log_format not in ("auto", "json", "text"):
-            raise ConfigError("GATEWAY_LOG_FORMAT", "must be 'auto', 'json' or 'text'")
-        if self.log_level not in ("debug", "info", "warning", "error", "critical"):
-            raise ConfigError(
-                "GATEWAY_LOG_LEVEL", "must be one of debug, info, warning, error, critical"
-            )
 
     def _validate_protections(self) -> None:
         for var, spec, overrides in (
@@ -282,18 +473,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 ) from None
             if not keys:
                 raise ConfigError("GATEWAY_RTB_ALLOWED_KEYS_FILE", "holds no keys")
-        _positive("GATEWAY_BREAKER_FAILURES", self.breaker_failures, allow_zero=True, upper=100_000)
-        _positive("GATEWAY_BREAKER_OPEN_S", self.breaker_open_s, upper=600)
-        _positive("GATEWAY_MAX_IN_FLIGHT", self.max_in_flight, upper=1_000_000)
-        _positive("GATEWAY_MAX_QUERY_BYTES", self.max_query_bytes, upper=1024 * 1024)
-        _positive("GATEWAY_OPS_REFRESH_MS", self.ops_refresh_ms, upper=60_000, allow_zero=True)
-        _positive("GATEWAY_OPS_MAX_RPS", self.ops_max_rps, upper=100_000)
-        _positive("GATEWAY_OPS_MAX_WAITING", self.ops_max_waiting, upper=100_000, allow_zero=True)
-        _positive("GATEWAY_MAX_HEADER_BYTES", self.max_header_bytes, upper=1024 * 1024)
-        if self.max_header_bytes < 1024:
-            raise ConfigError("GATEWAY_MAX_HEADER_BYTES", "must be at least 1024")
-        _positive("GATEWAY_CLIENT_TIMEOUT_S", self.client_timeout_s, upper=3600)
-        _positive("GATEWAY_MAX_CONNECTIONS", self.max_connections, upper=1_000_000)
 
     @property
     def rtb_caller_number_required(self) -> bool:
@@ -326,29 +505,106 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _fields() -> list[tuple[str, Any, Any]]:
-    info = msgspec.inspect.type_info(Settings)
-    assert isinstance(info, msgspec.inspect.StructType)
-    return [(f.name, f.type, f.default) for f in info.fields]
+class SettingSpec(msgspec.Struct, frozen=True):
+    """One setting as declared on :class:`Settings`: what every derived view is built from."""
+
+    name: str
+    variable: str
+    kind: str  # "int", "float", "bool", "str", "choice" or "secret"
+    default: Any
+    description: str
+    optional: bool = False  # None (unset) is a legal value
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any) -> None:
+        """Raise ConfigError, naming the variable, when ``value`` breaks the declaration."""
+        if value is None:
+            return
+        if self.choices and value not in self.choices:
+            if len(self.choices) == 2:
+                allowed = f"'{self.choices[0]}' or '{self.choices[1]}'"
+            else:
+                allowed = "one of " + ", ".join(self.choices)
+            raise ConfigError(self.variable, f"must be {allowed}, got {value!r}")
+        if self.gt is not None and not value > self.gt:
+            raise ConfigError(self.variable, f"must be > {_num(self.gt)}, got {value}")
+        if self.ge is not None and not value >= self.ge:
+            if self.ge == 1 and self.kind == "int":
+                raise ConfigError(self.variable, f"must be > 0, got {value}")
+            if self.ge == 0:
+                raise ConfigError(self.variable, f"must be >= 0, got {value}")
+            raise ConfigError(self.variable, f"must be at least {_num(self.ge)}, got {value}")
+        if self.le is not None and value > self.le:
+            raise ConfigError(self.variable, f"must be at most {_num(self.le)}, got {value}")
 
 
-def _coerce(var: str, raw: str, field_type: msgspec.inspect.Type) -> Any:
-    inner = field_type
-    if isinstance(inner, msgspec.inspect.UnionType):
-        inner = next(t for t in inner.types if not isinstance(t, msgspec.inspect.NoneType))
-    if isinstance(inner, msgspec.inspect.BoolType):
+def setting_specs() -> tuple[SettingSpec, ...]:
+    """Every field of :class:`Settings`, in declaration order, as a :class:`SettingSpec`."""
+    return _SPECS
+
+
+def _num(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+def _spec(field: msgspec.inspect.Field) -> SettingSpec:
+    declared = field.type
+    description = ""
+    if isinstance(declared, msgspec.inspect.Metadata):
+        description = (declared.extra_json_schema or {}).get("description", "")
+        declared = declared.type
+    optional = False
+    if isinstance(declared, msgspec.inspect.UnionType):
+        optional = any(isinstance(t, msgspec.inspect.NoneType) for t in declared.types)
+        declared = next(t for t in declared.types if not isinstance(t, msgspec.inspect.NoneType))
+    bounds: dict[str, Any] = {}
+    choices: tuple[str, ...] = ()
+    if isinstance(declared, msgspec.inspect.BoolType):
+        kind = "bool"
+    elif isinstance(declared, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        kind = "int" if isinstance(declared, msgspec.inspect.IntType) else "float"
+        bounds = {"ge": declared.ge, "gt": declared.gt, "le": declared.le}
+    elif isinstance(declared, msgspec.inspect.LiteralType):
+        # msgspec sorts a Literal's values; the declaration's order reads better in docs.
+        hint = typing.get_type_hints(Settings, include_extras=True)[field.name]
+        kind, choices = "choice", typing.get_args(typing.get_args(hint)[0])
+    elif isinstance(declared, msgspec.inspect.CustomType) and declared.cls is Secret:
+        kind = "secret"
+    else:
+        kind = "str"
+    return SettingSpec(
+        name=field.name,
+        variable=PREFIX + field.name.upper(),
+        kind=kind,
+        default=field.default,
+        description=description,
+        optional=optional,
+        choices=choices,
+        **bounds,
+    )
+
+
+def _fields() -> list[tuple[str, SettingSpec, Any]]:
+    return [(spec.name, spec, spec.default) for spec in _SPECS]
+
+
+def _coerce(var: str, raw: str, spec: SettingSpec) -> Any:
+    if spec.kind == "bool":
         low = raw.lower()
         if low in _TRUE:
             return True
         if low in _FALSE:
             return False
         raise ConfigError(var, f"expected true or false, got {raw!r}")
-    if isinstance(inner, msgspec.inspect.IntType):
+    if spec.kind == "int":
         try:
             return int(raw)
         except ValueError:
             raise ConfigError(var, f"expected a whole number, got {raw!r}") from None
-    if isinstance(inner, msgspec.inspect.FloatType):
+    if spec.kind == "float":
         try:
             value = float(raw)
         except ValueError:
@@ -356,18 +612,9 @@ def _coerce(var: str, raw: str, field_type: msgspec.inspect.Type) -> Any:
         if not math.isfinite(value):
             raise ConfigError(var, f"expected a finite number, got {raw!r}")
         return value
-    if isinstance(inner, msgspec.inspect.CustomType) and inner.cls is Secret:
+    if spec.kind == "secret":
         return Secret(raw)
     return raw
-
-
-def _positive(
-    var: str, value: float, *, upper: float | None = None, allow_zero: bool = False
-) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(var, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
-    if upper is not None and value > upper:
-        raise ConfigError(var, f"must be at most {upper}, got {value}")
 
 
 def _check_http_url(var: str, url: str) -> None:
@@ -379,3 +626,9 @@ def _check_http_url(var: str, url: str) -> None:
         raise ConfigError(var, "must be an http:// or https:// URL with a host")
     if parts.query or parts.fragment:
         raise ConfigError(var, "must not carry a query string or fragment")
+
+
+_SPECS: tuple[SettingSpec, ...] = tuple(
+    _spec(f)
+    for f in msgspec.inspect.type_info(Settings).fields  # type: ignore[attr-defined]
+)

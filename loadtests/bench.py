@@ -22,7 +22,7 @@ Where the throughput targets are missed, the gateway is profiled with py-spy and
 hot spots are printed in microseconds per request.
 
 Outputs: a table on stdout and, under ``loadtests/out/bench-<time>/``, ``results.json``,
-``results.md``, ``bench.png`` (also copied to ``docs/bench.png``), logs and profiles.
+``results.md``, ``bench.png`` (also copied to ``docs/pages/img/bench.png``), logs and profiles.
 """
 
 from __future__ import annotations
@@ -790,8 +790,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "results.md").write_text(markdown(results))
     chart.draw(results, out / "bench.png")
-    docs = ROOT / "docs" / "bench.png"
-    docs.parent.mkdir(exist_ok=True)
+    docs = ROOT / "docs" / "pages" / "img" / "bench.png"
+    docs.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "bench.png", docs)
     print("\nTargets:")
     for name, ok, detail in results["verdicts"]:

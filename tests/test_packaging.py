@@ -35,6 +35,8 @@ from typing import Any
 
 import pytest
 
+from gateway.cli.settings_doc import chart_config_env
+
 yaml = pytest.importorskip("yaml")
 
 pytestmark = pytest.mark.slow
@@ -42,24 +44,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "rtb-gateway"
 
-# values.yaml `config.<key>` -> the environment variable the chart's ConfigMap sets.
-CHART_CONFIG_ENV = {
-    "rtbUpstreamUrl": "GATEWAY_RTB_UPSTREAM_URL",
-    "coreApiUrl": "GATEWAY_CORE_API_URL",
-    "coreApiV2Url": "GATEWAY_CORE_API_V2_URL",
-    "rtbTimeoutMs": "GATEWAY_RTB_TIMEOUT_MS",
-    "shieldScope": "GATEWAY_SHIELD_SCOPE",
-    "shieldMaxTtlS": "GATEWAY_SHIELD_MAX_TTL_S",
-    "shieldMemoryMaxEntries": "GATEWAY_SHIELD_MEMORY_MAX_ENTRIES",
-    "maxBodyBytes": "GATEWAY_MAX_BODY_BYTES",
-    "coreApiMaxConcurrency": "GATEWAY_CORE_API_MAX_CONCURRENCY",
-    "lookupCacheTtlS": "GATEWAY_LOOKUP_CACHE_TTL_S",
-    "coreApiAllowWrites": "GATEWAY_CORE_API_ALLOW_WRITES",
-    "trustForwardedHeaders": "GATEWAY_TRUST_FORWARDED_HEADERS",
-    "drainDelayS": "GATEWAY_DRAIN_DELAY_S",
-    "logFormat": "GATEWAY_LOG_FORMAT",
-    "logLevel": "GATEWAY_LOG_LEVEL",
-}
+# values.yaml `config.<key>` -> the environment variable the chart's ConfigMap sets (both
+# generated from Settings by gateway/cli/settings_doc.py).
+CHART_CONFIG_ENV = chart_config_env()
 
 
 def _uv() -> str:

@@ -1,5 +1,10 @@
 """``gateway check-config``: the effective settings as JSON, every secret masked, and the
-auctions file (``GATEWAY_AUCTIONS_FILE``) validated and shown with its keys masked."""
+auctions file (``GATEWAY_AUCTIONS_FILE``) validated and shown with its keys masked.
+
+``--describe`` prints the same values for people: one setting a line with the
+description, default and bounds declared on :class:`gateway.config.Settings`, the text
+the settings reference and the Helm chart are generated from.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ import sys
 
 import msgspec
 
-from gateway.auction.file import describe, read_auctions
+from gateway.auction.file import describe as describe_auctions
+from gateway.auction.file import read_auctions
 from gateway.cli.serve import invalid
-from gateway.config import ConfigError, Settings
+from gateway.cli.settings_doc import describe
+from gateway.config import ConfigError, Settings, setting_specs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +34,13 @@ def run(args: argparse.Namespace) -> int:
     shown = settings.masked()
     if auctions is not None:
         # Names, modes, floors and upstreams; every key masked.
-        shown["auctions"] = describe(auctions)
+        shown["auctions"] = describe_auctions(auctions)
+    if getattr(args, "describe", False):
+        for spec in setting_specs():
+            value = shown[spec.variable]
+            text = "" if value is None else msgspec.json.encode(value).decode()
+            sys.stdout.write(f"{spec.variable}={text}\n    {describe(spec)}\n")
+        return 0
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(shown)).decode())
     sys.stdout.write("\n")
     return 0

@@ -17,7 +17,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve.add_arguments(sub.add_parser("serve", help="run the gateway"))
     sandbox.add_arguments(sub.add_parser("sandbox", help="run only the Retreaver sandbox"))
-    sub.add_parser("check-config", help="print the effective configuration, secrets masked")
+    check = sub.add_parser("check-config", help="print the effective configuration, secrets masked")
+    check.add_argument(
+        "--describe",
+        action="store_true",
+        help="print each setting with its description, default and bounds instead of JSON",
+    )
     calls_parser = sub.add_parser("calls", help="work with the Core API's call log")
     calls_sub = calls_parser.add_subparsers(dest="calls_command", required=True)
     calls.add_arguments(

@@ -5,7 +5,8 @@ One pool of keep-alive connections per origin and process, on the lean HTTP/1.1 
 reference box httpx's default transport forwarded ~370 pings/s per core against ~2,600
 for aiohttp (loadtests/client_bench.py), and aiohttp in turn spent ~35% of the
 gateway's CPU per forwarded ping, which the lean client cuts to a fraction
-(loadtests/README.md has the figures). A reservation's request head is built once.
+(docs/pages/performance.md; dated figures in git history). A reservation's request head
+is built once.
 
 Error mapping happens here, at the boundary, so callers only ever see
 :class:`~gateway.wire.answer.UpstreamAnswer` or :class:`~gateway.errors.GatewayError`::

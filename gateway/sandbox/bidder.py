@@ -11,7 +11,7 @@ Pings are steered with tags, because tags are what the gateway forwards untouche
 ``sandbox_ttl_s=N``         reservation lifetime (default 60 s)
 
 Campaigns: a few keys behave like different buyers, so an auction over them (the
-example ``docs/examples/auctions.toml``) makes a real choice. Any other key bids 5.00 at
+example ``docs/pages/examples/auctions.toml``) makes a real choice. Any other key bids 5.00 at
 once, as before.
 
 =========================  ==========  =========  ==========================

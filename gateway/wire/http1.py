@@ -7,7 +7,7 @@ general machinery (request and response objects, header multidicts, payload regi
 stream readers, timers). Here a request is a pre-built head plus the body, written with
 one ``transport.write``; the answer is parsed by httptools (llhttp, the parser uvicorn
 uses for our own server side) straight into a status, the few headers we read and the
-body bytes. See ``loadtests/README.md`` for what it bought.
+body bytes. See ``docs/pages/performance.md`` for what it bought.
 
 What it keeps of a careful client:
 

@@ -90,7 +90,7 @@ class _Coalesced:
     between the other requests' work: a peer on the same machine (the ingress proxy, a
     sidecar, loopback) is woken once for them, not once per answer. Waking an idle peer
     CPU is the expensive part of a small write; on the 2-vCPU bench box one write cost
-    17 us against 2.8 us when the peer was already awake (see the README, Performance).
+    17 us against 2.8 us when the peer was already awake (docs/pages/performance.md).
     The price is at most the rest of one loop iteration before an answer leaves.
     """
 

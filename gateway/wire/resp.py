@@ -2,9 +2,9 @@
 
 Why not redis-py here: the shield's two scripts per forwarded ping cost ~120 µs of CPU
 each through redis-py (pool lock, retry wrapper, decorators, script wrapper, stream
-reader and writer); this client costs a fraction of that (figures in note12 and the
-README's Performance section). redis-py stays the client for everything else (pub/sub,
-rate limits, the lookup cache, the cluster slot map): this module only runs scripts.
+reader and writer); this client costs a fraction of that (docs/pages/performance.md).
+redis-py stays the client for everything else (pub/sub, rate limits, the lookup cache,
+the cluster slot map): this module only runs scripts.
 
 - **One connection per Redis node, auto-pipelined.** Callers never wait for earlier
   replies: commands issued in one event-loop iteration are written together, in one

@@ -225,6 +225,6 @@ def test_check_config_shows_auctions_masked_and_refuses_bad_files(tmp_path: Path
 
 
 def test_the_example_file_is_valid() -> None:
-    example = Path(__file__).parents[2] / "docs" / "examples" / "auctions.toml"
+    example = Path(__file__).parents[2] / "docs" / "pages" / "examples" / "auctions.toml"
     auctions = parse_auctions(example.read_bytes(), {}, DEFAULT)
     assert {a.mode for a in auctions} == {"waterfall", "parallel"}

@@ -11,7 +11,7 @@ import httpx
 from tests.auction.conftest import ping
 from tests.conftest import MakeGateway
 
-EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "auctions.toml"
+EXAMPLE = Path(__file__).parents[2] / "docs" / "pages" / "examples" / "auctions.toml"
 
 
 async def test_the_example_auction_over_the_sandbox(

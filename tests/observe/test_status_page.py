@@ -1,6 +1,7 @@
 """/status in a real browser: headless Chromium renders the page of a real gateway process
 with traffic and a frozen Redis, and the rendered DOM shows the numbers and says plainly
-that the shield is bypassed. The screenshot it takes is docs/status.png (README.md).
+that the shield is bypassed. The screenshot it takes is docs/pages/img/status.png
+(shown on docs/pages/status-page.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.support.servers import GatewayProcess
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "pages" / "img" / "status.png"
 REDIS_ALERT = "Redis unavailable: shield bypassed"
 
 
