@@ -169,7 +169,7 @@ class ConfirmReservation(RtbEndpoint):
             request.headers.get("content-type"),
         )
         # The same allow-list and rate limits as a ping (403/429, nothing forwarded).
-        await self.guard.admit_confirmation(confirmation.key)
+        await self.guard.admit_confirmation(confirmation.key, confirmation.publisher_id)
         desk = self.auctions
         if desk is not None and (auction := desk.table.get(confirmation.key)) is not None:
             return await desk.confirm(auction, confirmation, request.method, deadline)

@@ -207,7 +207,21 @@ def parse_confirmation(
         problems["status"] = "must be 'confirmed'"
     if problems:
         raise InvalidFields(problems)
-    return Confirmation(uuid.lower(), key, status)
+    return Confirmation(uuid.lower(), key, status, _named_publisher(fields))
+
+
+def _named_publisher(fields: dict[str, Any]) -> str | None:
+    """The ``publisher_id`` (or ``source_id``) a confirmation names, when it is one a ping
+    would accept; otherwise None. Never a reason to refuse: the field is not forwarded,
+    it only decides whose rate limit the confirmation spends from."""
+    for name in ("publisher_id", "source_id"):
+        text, problem = _scalar(fields.get(name, ""))
+        if problem or _CONTROL.search(text):
+            continue
+        text = text.strip()
+        if text and len(text) <= MAX_PUBLISHER:
+            return text
+    return None
 
 
 # -- helpers -----------------------------------------------------------------------------

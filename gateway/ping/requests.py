@@ -50,6 +50,9 @@ class Confirmation(msgspec.Struct, frozen=True):
     uuid: str
     key: str
     status: str = "confirmed"
+    # The publisher it names, if any: spent from that publisher's rate limit and kept in
+    # the ledger, never forwarded (a confirmation carries only key and status upstream).
+    publisher_id: str | None = None
 
     def upstream_body(self) -> bytes:
         return _json_encoder.encode({"key": self.key, "status": self.status})

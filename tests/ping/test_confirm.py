@@ -114,3 +114,22 @@ async def test_confirmations_and_pings_spend_from_one_bucket(
     assert (first.status_code, second.status_code, ping.status_code) == (200, 429, 429)
     assert "confirmations" in second.json()["message"]
     assert len(app.state.sandbox.received) == 2  # one ping, one confirmation
+
+
+async def test_confirmations_naming_a_publisher_pass_its_rate_limit(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """A confirmation that names its publisher spends from that publisher's bucket (the
+    name is not forwarded); one that names none is held to the key's limits only."""
+    url, app = sandbox
+    async with make_gateway(rtb_upstream_url=url, rate_limit_per_publisher="1/h") as gw:
+        reserved = (await client.post(f"{gw}/rtbs.json", json=PING)).json()
+        base = f"{gw}/rtbs/{reserved['uuid']}.json?key={RTB_KEY}&status=confirmed"
+        named = await client.put(f"{base}&publisher_id=pub")
+        aliased = await client.put(f"{base}&source_id=pub")
+        unnamed = await client.put(base)
+    assert (named.status_code, aliased.status_code, unnamed.status_code) == (429, 429, 200)
+    assert named.json()["error"] == "rate_limited"
+    confirms = [r for r in app.state.sandbox.received if r["method"] in ("PUT", "PATCH")]
+    assert len(confirms) == 1
+    assert confirms[0]["fields"] == {"key": RTB_KEY, "status": "confirmed"}
