@@ -29,6 +29,9 @@ from gateway.core_api.endpoints import CoreApiEndpoints
 from gateway.core_api.lookups import Lookups, per_process_concurrency
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.health import DrainState, Health
+from gateway.ledger.admin import admin_routes
+from gateway.ledger.build import build_ledger
+from gateway.ledger.tap import OutcomeTap
 from gateway.metrics import CONTENT_TYPE, Metrics
 from gateway.middleware import RequestMiddleware
 from gateway.openapi import openapi_endpoint
@@ -137,6 +140,7 @@ def create_app(
         trust_forwarded=settings.trust_forwarded_headers,
     )
     health = Health(drain)
+    ledger = build_ledger(settings, metrics)
     reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
     routes: list[BaseRoute] = [
@@ -150,6 +154,7 @@ def create_app(
         Route("/stats", StatsEndpoint(metrics, settings, drain).handle, methods=["GET"]),
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        *admin_routes(ledger, settings.admin_token.reveal() if settings.admin_token else None),
         *core_endpoints.routes(),
     ]
 
@@ -166,6 +171,8 @@ def create_app(
             stack.push_async_callback(lookups.close)  # the cache, then the client
             await shield.start()
             stack.push_async_callback(shield.close)
+            await ledger.start()
+            stack.push_async_callback(ledger.close)  # first to close: flushes the queue
             await metrics.start()
             # Everything built so far lives as long as the process: move it out of the
             # cycle collector's way so full collections (pauses on pings) stay short.
@@ -195,6 +202,10 @@ def create_app(
         on_refusal=metrics.protect_refusal,
     )
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
+    # Outermost: X-Outcome and the ledger event for every publisher answer, whoever wrote it.
+    app.add_middleware(
+        OutcomeTap, ledger=ledger, count=metrics.outcome, sub_id_tag=settings.sub_id_tag
+    )
     return app
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -138,6 +139,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     client_timeout_s: float = 10.0
     max_connections: int = 10_000
 
+    # The ping ledger (gateway/ledger/): unset URL = in process; postgresql:// = PostgreSQL.
+    ledger_url: Secret | None = None
+    ledger_secret: Secret | None = None  # HMAC key of caller digests; random per start if unset
+    ledger_queue_max: int = 100_000
+    ledger_memory_max_events: int = 100_000
+    ledger_retention_days: int = 90
+    ledger_timeout_ms: int = 5000  # each PostgreSQL call of the ledger
+    ledger_flush_timeout_s: float = 10.0  # SIGTERM: how long to flush the queue
+    sub_id_tag: str = "sub_id"
+    admin_token: Secret | None = None  # Bearer token of /admin/; unset = loopback only
+
     drain_delay_s: float = 5.0
     log_format: str = "auto"  # text on a terminal, JSON lines otherwise
     log_level: str = "info"
@@ -201,6 +213,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         _positive("GATEWAY_CORE_API_MAX_QUIET_S", self.core_api_max_quiet_s, upper=3600)
         _positive("GATEWAY_DRAIN_DELAY_S", self.drain_delay_s, allow_zero=True, upper=3600)
         self._validate_protections()
+        self._validate_ledger()
         if self.rtb_caller_number not in ("required", "optional"):
             raise ConfigError("GATEWAY_RTB_CALLER_NUMBER", "must be 'required' or 'optional'")
         if self.shield_scope not in ("key", "publisher"):
@@ -241,6 +254,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("GATEWAY_MAX_HEADER_BYTES", "must be at least 1024")
         _positive("GATEWAY_CLIENT_TIMEOUT_S", self.client_timeout_s, upper=3600)
         _positive("GATEWAY_MAX_CONNECTIONS", self.max_connections, upper=1_000_000)
+
+    def _validate_ledger(self) -> None:
+        if self.ledger_url is not None:
+            parts = urlsplit(self.ledger_url.reveal())
+            if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+                raise ConfigError(
+                    "GATEWAY_LEDGER_URL", "must be a postgresql:// URL with a host (or unset)"
+                )
+        if self.ledger_secret is not None and len(self.ledger_secret.reveal()) < 16:
+            raise ConfigError("GATEWAY_LEDGER_SECRET", "must be at least 16 characters")
+        if self.admin_token is not None and len(self.admin_token.reveal()) < 16:
+            raise ConfigError("GATEWAY_ADMIN_TOKEN", "must be at least 16 characters")
+        _positive("GATEWAY_LEDGER_QUEUE_MAX", self.ledger_queue_max, upper=10_000_000)
+        _positive(
+            "GATEWAY_LEDGER_MEMORY_MAX_EVENTS", self.ledger_memory_max_events, upper=10_000_000
+        )
+        _positive("GATEWAY_LEDGER_RETENTION_DAYS", self.ledger_retention_days, upper=3650)
+        _positive("GATEWAY_LEDGER_TIMEOUT_MS", self.ledger_timeout_ms, upper=600_000)
+        _positive("GATEWAY_LEDGER_FLUSH_TIMEOUT_S", self.ledger_flush_timeout_s, upper=3600)
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", self.sub_id_tag):
+            raise ConfigError(
+                "GATEWAY_SUB_ID_TAG", "must be a tag name: 1-64 letters, digits, '_', '-' or '.'"
+            )
 
     @property
     def rtb_caller_number_required(self) -> bool:

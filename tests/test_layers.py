@@ -38,7 +38,13 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "gateway.resp",
     ),
     # the seams: clients, the shield, the protections, the request middleware
-    ("gateway.upstream", "gateway.shield", "gateway.protect", "gateway.middleware"),
+    (
+        "gateway.upstream",
+        "gateway.shield",
+        "gateway.protect",
+        "gateway.middleware",
+        "gateway.ledger",
+    ),
     # the endpoints
     ("gateway.rtb", "gateway.core_api", "gateway.openapi", "gateway.status"),
     # the one composition root

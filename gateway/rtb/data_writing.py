@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from gateway.bodies import read_body
 from gateway.errors import InvalidFields
+from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
 from gateway.protect.guard import Guard
 from gateway.publisher import DataWrite
 from gateway.rtb.ping import (
@@ -88,12 +89,14 @@ class DataWriting:
         else:
             body = await read_body(request, self.max_body_bytes)
             write = parse_data_write(query, body, request.headers.get("content-type"))
+        request.scope[REQUEST] = write
         await self.guard.admit_ping(write.key, write.publisher_id)
         if request.method == "GET":
             answer = await self.rtb.write_data("GET", write.upstream_get(), None, deadline)
         else:
             body = write.upstream_body()
             answer = await self.rtb.write_data("POST", "/data_writing", body, deadline)
+        request.scope[UPSTREAM_ANSWER] = answer
         return Response(
             answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
         )

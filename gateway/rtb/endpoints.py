@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.bodies import read_body, receive_body
 from gateway.errors import JSON, GatewayError, send_error
+from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
 from gateway.protect.guard import Guard
 from gateway.rtb.ping import parse_confirmation, parse_ping
 from gateway.shield.base import NONE, X_SHIELD, Shield, marked
@@ -75,6 +76,7 @@ class CreateReservation(RtbEndpoint):
             ping = parse_ping(
                 scope["query_string"], body, content_type, caller_required=self.caller_required
             )
+            scope[REQUEST] = ping
             await self.guard.admit_ping(ping.key, ping.publisher_id)
             rtb = self.rtb
 
@@ -94,6 +96,7 @@ class CreateReservation(RtbEndpoint):
             await send_error(send, exc)
             return
         scope["shield_result"] = result
+        scope[UPSTREAM_ANSWER] = answer
         await self._send(send, answer, _X_SHIELD[result])
 
     async def _send(self, send: Send, answer: UpstreamAnswer, x_shield: bytes) -> None:
@@ -160,10 +163,12 @@ class ConfirmReservation(RtbEndpoint):
             body,
             request.headers.get("content-type"),
         )
+        request.scope[REQUEST] = confirmation
         self.guard.admit_key(confirmation.key)
         answer = await self.rtb.confirm(
             confirmation.uuid, request.method, confirmation.upstream_body(), deadline
         )
+        request.scope[UPSTREAM_ANSWER] = answer
         if answer.ok:
             await self.shield.confirmed(confirmation.key, confirmation.uuid, answer)
         return Response(

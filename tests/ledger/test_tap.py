@@ -1,0 +1,153 @@
+"""X-Outcome on every publisher answer, its metric, and one ledger event per request."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from gateway.config import Secret
+from gateway.ledger.events import ROW_FIELDS
+from tests.conftest import RTB_KEY, MakeGateway
+from tests.ledger.helpers import wait_rows
+
+CALLER = "+18558485518"
+DATA_KEY = "0b4d1a57-6c53-4c1e-9f0e-5d2a8f6b7c10"  # the sandbox's data-writing key
+PING = {"key": RTB_KEY, "publisher_id": "pub-1", "caller_number": CALLER, "sub_id": "s-9"}
+AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+async def test_every_publisher_answer_carries_its_outcome(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    async with make_gateway(
+        rtb_upstream_url=url, data_writing_url=url, rate_limit_per_key="3/s"
+    ) as gw:
+        first = await client.post(f"{gw}/rtbs.json", json=PING)
+        repeat = await client.post(f"{gw}/rtbs.json", json=PING)
+        no_bid = await client.post(
+            f"{gw}/rtbs.json",
+            json={**PING, "caller_number": "+18558485519", "sandbox_outcome": "no-target"},
+        )
+        invalid = await client.post(f"{gw}/rtbs.json", json={"key": RTB_KEY})
+        limited = await client.post(
+            f"{gw}/rtbs.json", json={**PING, "caller_number": "+18558485520"}
+        )
+        uuid = first.json()["uuid"]
+        other_key = "other-key-1"
+        confirm = await client.put(
+            f"{gw}/rtbs/{uuid}.json", json={"key": RTB_KEY, "status": "confirmed"}
+        )
+        bad_confirm = await client.put(f"{gw}/rtbs/nope.json", json={"key": other_key})
+        refused = await client.post(
+            f"{gw}/rtbs.json",
+            json={**PING, "key": other_key, "caller_number": "+18558485521", "sandbox_status": 500},
+        )
+        metrics = (await client.get(f"{gw}/metrics")).text
+        unrelated = await client.get(f"{gw}/healthz")
+
+    assert first.headers["x-outcome"] == "reserved"
+    assert first.json()["status"] == "reserved"
+    assert repeat.headers["x-outcome"] == "repeat"
+    assert no_bid.headers["x-outcome"] == "no_bid"
+    assert invalid.status_code == 422
+    assert invalid.headers["x-outcome"] == "invalid"
+    assert limited.status_code == 429
+    assert limited.headers["x-outcome"] == "rate_limited"
+    assert confirm.headers["x-outcome"] == "confirmed"
+    assert bad_confirm.headers["x-outcome"] == "invalid"
+    assert refused.status_code == 500
+    assert refused.headers["x-outcome"] == "upstream_refused"
+    assert refused.json() == {"error": "sandbox error 500"}
+    assert "x-outcome" not in unrelated.headers
+    assert 'gateway_outcomes_total{outcome="reserved",route="/rtbs.json"} 1.0' in metrics
+    assert 'gateway_outcomes_total{outcome="repeat",route="/rtbs.json"} 1.0' in metrics
+    assert 'gateway_outcomes_total{outcome="confirmed",route="/rtbs/{uuid}.json"} 1.0' in metrics
+
+
+async def test_bodies_stay_byte_for_byte(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        garbage = await client.post(f"{gw}/rtbs.json", json={**PING, "sandbox_outcome": "garbage"})
+    assert garbage.content == b"<html>upstream proxy error</html>"
+    assert garbage.headers["x-outcome"] == "no_bid"
+
+
+async def test_data_writing_outcomes(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    async with make_gateway(rtb_upstream_url=url, data_writing_url=url) as gw:
+        post = await client.post(
+            f"{gw}/data_writing", json={"key": DATA_KEY, "caller_number": CALLER, "age": "30"}
+        )
+        get = await client.get(f"{gw}/data_writing/{DATA_KEY}", params={"caller_number": CALLER})
+        bad = await client.get(f"{gw}/data_writing/{DATA_KEY}")
+        rows = await wait_rows(client, gw, 3)
+    assert (post.headers["x-outcome"], get.headers["x-outcome"]) == ("written", "written")
+    assert bad.status_code == 422
+    assert bad.headers["x-outcome"] == "invalid"
+    assert [r["outcome"] for r in rows] == ["written", "written", "invalid"]
+    assert [r["route"] for r in rows] == [
+        "/data_writing",
+        "/data_writing/{key}",
+        "/data_writing/{key}",
+    ]
+
+
+async def test_each_request_leaves_one_complete_event(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    async with make_gateway(rtb_upstream_url=url, ledger_secret=Secret("s" * 32)) as gw:
+        first = await client.post(f"{gw}/rtbs.json", json=PING, headers={"x-request-id": "req-1"})
+        await client.post(f"{gw}/rtbs.json", json={"key": RTB_KEY, "publisher_id": "p\u2028x"})
+        rows = await wait_rows(client, gw, 2)
+    assert len(rows) == 2
+    for row in rows:
+        assert tuple(row) == ROW_FIELDS  # every field, in the documented order
+        assert AT.fullmatch(row["at"])
+    reserved, invalid = rows
+    answer = first.json()
+    assert reserved["request_id"] == "req-1" == first.headers["x-request-id"]
+    assert reserved["leg"] == 0
+    assert reserved["outcome"] == "reserved"
+    assert reserved["status"] == 200
+    assert reserved["publisher_id"] == "pub-1"
+    assert reserved["sub_id"] == "s-9"
+    assert reserved["reservation_uuid"] == answer["uuid"]
+    assert reserved["payout"] == answer["retreaver_payout"]
+    assert reserved["seconds"] == answer["retreaver_seconds"]
+    assert reserved["inbound_number"] == answer["inbound_number"]
+    assert reserved["expires_at"] == answer["expires_at"]
+    assert reserved["duration_ms"] > 0
+    assert 0 < reserved["upstream_ms"] <= reserved["duration_ms"]
+    assert reserved["auction"] is None
+    assert reserved["call_uuid"] is None
+    # Never the number or the key: digests.
+    assert re.fullmatch(r"[0-9a-f]{64}", reserved["caller"])
+    assert re.fullmatch(r"[0-9a-f]{16}", reserved["key_id"])
+    assert CALLER not in str(rows)
+    assert RTB_KEY not in str(rows)
+    assert invalid["outcome"] == "invalid"
+    assert invalid["status"] == 422
+    assert invalid["reservation_uuid"] is None
+
+
+async def test_caller_digests_follow_the_secret(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    digests = []
+    for secret in ("a" * 32, "a" * 32, "b" * 32):
+        async with make_gateway(rtb_upstream_url=url, ledger_secret=Secret(secret)) as gw:
+            await client.post(f"{gw}/rtbs.json", json=PING)
+            rows = await wait_rows(client, gw, 1)
+        digests.append((rows[0]["caller"], rows[0]["key_id"]))
+    assert digests[0] == digests[1]
+    assert digests[2][0] != digests[0][0]
+    assert digests[2][1] == digests[0][1]  # the key's digest is stable, not keyed
