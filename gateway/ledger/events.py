@@ -87,8 +87,9 @@ ROW_FIELDS = tuple(f.name for f in msgspec.structs.fields(Row))
 
 def format_at(epoch_s: float) -> str:
     """RFC 3339 UTC with milliseconds: ``2026-12-04T18:31:20.123Z``."""
-    moment = datetime.fromtimestamp(epoch_s, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    ms = int(epoch_s * 1000)  # truncated as the writer's stored time is
+    moment = datetime.fromtimestamp(ms // 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def parse_at(text: str) -> float:

@@ -174,7 +174,8 @@ class Ledger:
         rows: list[Stamped] = []
         for event in batch:
             try:
-                rows.append((event.at, row(event)))
+                # The stored time is the exported one: milliseconds (so filters agree).
+                rows.append((int(event.at * 1000) / 1000, row(event)))
             except Exception as exc:  # a bug, never a publisher's input: keep the rest
                 self.dropped += 1
                 self._on_dropped(1)
