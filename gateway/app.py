@@ -151,7 +151,9 @@ def create_app(
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
         Route("/metrics", _metrics_endpoint(metrics), methods=["GET"]),
-        Route("/stats", StatsEndpoint(metrics, settings, drain).handle, methods=["GET"]),
+        Route(
+            "/stats", StatsEndpoint(metrics, settings, drain, ledger.stats).handle, methods=["GET"]
+        ),
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *admin_routes(ledger, settings.admin_token.reveal() if settings.admin_token else None),

@@ -14,7 +14,7 @@ no external assets) that polls ``/stats``; it is read once at import, never per 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -53,13 +53,22 @@ ALERT_ERROR_RATIO = 0.05
 class StatsEndpoint:
     """``GET /stats``: rolling statistics and current state, for every worker together."""
 
-    def __init__(self, metrics: Metrics, settings: Settings, drain: DrainState) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        settings: Settings,
+        drain: DrainState,
+        ledger: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.metrics = metrics
         self.settings = settings
         self.drain = drain
+        self.ledger = ledger  # the ledger's queue and writer counters (this process)
 
     async def handle(self, request: Request) -> Response:
         body = replica_stats(self.metrics, self.settings, draining=self.drain.draining)
+        if self.ledger is not None:
+            body["ledger"] = self.ledger()
         return Response(_encoder.encode(body), media_type="application/json")
 
 
