@@ -77,7 +77,8 @@ class Ledger:
 
     def record(self, event: Event) -> None:
         """Queue ``event`` for the writer; drop and count it when the queue is full."""
-        if len(self._queue) < self.queue_max:
+        # The batch in the writer's hand counts too: the bound holds for all that waits.
+        if len(self._queue) + self._in_hand < self.queue_max:
             self._queue.append(event)
         else:
             self.dropped += 1
@@ -89,6 +90,11 @@ class Ledger:
     def depth(self) -> int:
         """Events waiting: queued, plus the batch the writer holds."""
         return len(self._queue) + self._in_hand
+
+    @property
+    def writing(self) -> int:
+        """Events of the batch the writer holds now (being written or retried)."""
+        return self._in_hand
 
     def written_per_s(self) -> float:
         now = time.monotonic()
