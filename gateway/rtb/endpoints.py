@@ -34,7 +34,7 @@ from gateway.bodies import read_body, receive_body
 from gateway.errors import JSON, GatewayError, send_error
 from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
 from gateway.protect.guard import Guard
-from gateway.rtb.ping import parse_confirmation, parse_ping
+from gateway.rtb.ping import named_in, parse_confirmation, parse_ping
 from gateway.shield.base import NONE, X_SHIELD, Shield, marked
 from gateway.upstream.answer import UpstreamAnswer
 from gateway.upstream.rtb import RtbClient
@@ -66,6 +66,7 @@ class CreateReservation(RtbEndpoint):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         content_type = declared = None
+        body = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
@@ -93,6 +94,8 @@ class CreateReservation(RtbEndpoint):
             else:
                 answer, result = await self.shield.answer(ping, deadline, forward)
         except GatewayError as exc:
+            if REQUEST not in scope and body:  # refused before parsing: what did it name?
+                scope[REQUEST] = named_in(scope["query_string"], body, content_type)
             await send_error(send, exc)
             return
         scope["shield_result"] = result

@@ -151,3 +151,28 @@ async def test_caller_digests_follow_the_secret(
     assert digests[0] == digests[1]
     assert digests[2][0] != digests[0][0]
     assert digests[2][1] == digests[0][1]  # the key's digest is stable, not keyed
+
+
+async def test_an_invalid_ping_counts_for_the_publisher_it_named(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    url, _ = sandbox
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        bad_caller = await client.post(
+            f"{gw}/rtbs.json", json={**PING, "caller_number": "not a number"}
+        )
+        hostile = await client.post(
+            f"{gw}/rtbs.json",
+            json={"key": RTB_KEY, "publisher_id": "p\r\nx", "sub_id": "\x00" * 2000},
+        )
+        broken = await client.post(
+            f"{gw}/rtbs.json", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        rows = await wait_rows(client, gw, 3)
+    assert [bad_caller.status_code, hostile.status_code, broken.status_code] == [422, 422, 400]
+    named, unnamed, unreadable = rows
+    assert (named["publisher_id"], named["sub_id"], named["outcome"]) == ("pub-1", "s-9", "invalid")
+    assert named["caller"] is None
+    assert named["key_id"] is not None
+    assert (unnamed["publisher_id"], unnamed["sub_id"]) == (None, None)
+    assert (unreadable["publisher_id"], unreadable["outcome"]) == (None, "invalid")
