@@ -257,3 +257,58 @@ def test_a_million_events_offered_to_a_stopped_writer_stay_within_the_bound(
     assert ledger.depth == 100_000
     assert ledger.dropped == 900_000
     figure("events held", ledger.depth)
+
+
+async def test_sigterm_flushes_the_queue_before_exiting(
+    sandbox_url: str, postgres: Any, postgres_url: str, client: httpx.AsyncClient, figure: Record
+) -> None:
+    """The writer is stuck (PostgreSQL's answers held) when SIGTERM comes, and is let go
+    only once the gateway has stopped listening: the events are written only because
+    shutdown waits for the flush."""
+    from tests.faults.procs import gateway
+
+    async with TcpProxy(postgres.port) as proxy:
+        via_proxy = postgres_url.replace(f":{postgres.port}/", f":{proxy.port}/")
+        proc = gateway(
+            {
+                "GATEWAY_RTB_UPSTREAM_URL": sandbox_url,
+                "GATEWAY_LEDGER_URL": via_proxy,
+                "GATEWAY_LEDGER_TIMEOUT_MS": "60000",
+                "GATEWAY_DRAIN_DELAY_S": "0",
+            }
+        )
+        try:
+            await proc.wait_ready()
+            await client.post(f"{proc.url}/rtbs.json", json=PING)
+            await until(lambda: _rows_at_least(postgres_url, 1))
+            proxy.hold_replies()
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        f"{proc.url}/rtbs.json", json={**PING, "caller_number": f"+1855848{n:04d}"}
+                    )
+                    for n in range(300)
+                )
+            )
+            proc.signal(15)
+            await until(lambda: _true(not _listening(proc.port)))
+            held = await db_count(postgres_url)
+            proxy.release_replies()
+            code = await proc.wait()
+        finally:
+            proc.stop()
+    figure("rows while the writer was held", held)
+    assert code == 0, proc.tail()
+    assert [a.status_code for a in answers] == [200] * 300
+    assert held == 1
+    assert await db_count(postgres_url) == 301
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
