@@ -187,6 +187,9 @@ class PostgresLedgerStore:
                         yield _row(record)
                 except asyncpg.UndefinedTableError:
                     return  # nothing written yet: an empty export
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            # Before the first row this is a clean 503; later, the stream is cut short.
+            raise StoreUnavailable(type(exc).__name__) from None
         finally:
             await pool.release(conn)
 

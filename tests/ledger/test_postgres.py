@@ -122,3 +122,25 @@ async def test_the_ledger_survives_a_gateway_restart(
     assert tuple(rows[0]) == ROW_FIELDS
     assert rows[0]["reservation_uuid"] == answer.json()["uuid"]
     assert rows[0]["request_id"] == answer.headers["x-request-id"]
+
+
+async def test_an_unreachable_ledger_exports_503_and_pings_go_on(
+    make_gateway: MakeGateway, sandbox_url: str, client: httpx.AsyncClient
+) -> None:
+    from tests.support.ports import free_port
+
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/ledger"
+    async with make_gateway(
+        rtb_upstream_url=sandbox_url,
+        ledger_url=Secret(nowhere),
+        ledger_timeout_ms=500,
+        ledger_flush_timeout_s=1.0,
+    ) as gw:
+        ping = await client.post(
+            f"{gw}/rtbs.json",
+            json={"key": RTB_KEY, "publisher_id": "pub", "caller_number": "+18558485518"},
+        )
+        export = await client.get(f"{gw}/admin/ledger.ndjson")
+    assert ping.status_code == 200
+    assert export.status_code == 503
+    assert export.json()["error"] == "ledger_unavailable"

@@ -176,3 +176,25 @@ async def test_an_invalid_ping_counts_for_the_publisher_it_named(
     assert named["key_id"] is not None
     assert (unnamed["publisher_id"], unnamed["sub_id"]) == (None, None)
     assert (unreadable["publisher_id"], unreadable["outcome"]) == (None, "invalid")
+
+
+async def test_the_gateways_own_upstream_failures_have_their_codes(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    from tests.support.ports import free_port
+
+    url, _ = sandbox
+    async with make_gateway(rtb_upstream_url=url, rtb_timeout_ms=200) as gw:
+        slow = await client.post(f"{gw}/rtbs.json", json={**PING, "sandbox_delay_ms": 2000})
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    async with make_gateway(rtb_upstream_url=nowhere, breaker_failures=1, breaker_open_s=60) as gw:
+        unreachable = await client.post(f"{gw}/rtbs.json", json=PING)
+        while_open = await client.post(
+            f"{gw}/rtbs.json", json={**PING, "caller_number": "+18558485519"}
+        )
+        rows = await wait_rows(client, gw, 2)
+    assert (slow.status_code, slow.headers["x-outcome"]) == (504, "upstream_timeout")
+    assert (unreachable.status_code, unreachable.headers["x-outcome"]) == (502, "upstream_error")
+    assert (while_open.status_code, while_open.headers["x-outcome"]) == (503, "shed")
+    assert [r["outcome"] for r in rows] == ["upstream_error", "shed"]
+    assert rows[1]["upstream_ms"] is None  # nothing was forwarded
