@@ -35,6 +35,9 @@ from gateway.coreapi.client import CoreApiClient
 from gateway.coreapi.lookups import Lookups, per_process_concurrency
 from gateway.coreapi.mirror import CoreApiEndpoints
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
+from gateway.ledger.admin import admin_routes
+from gateway.ledger.build import build_ledger
+from gateway.ledger.tap import OutcomeTap
 from gateway.observe.health import DrainState, Health
 from gateway.observe.metrics import CONTENT_TYPE, Metrics
 from gateway.observe.middleware import RequestMiddleware
@@ -149,6 +152,7 @@ def create_app(
     health = Health(drain)
     # /stats and /metrics under a flood: bodies kept between builds, requests paced.
     ops_pacer = OpsPacer(settings.ops_max_rps, settings.ops_max_waiting)
+    ledger = build_ledger(settings, metrics)
     reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
     routes: list[BaseRoute] = [
@@ -161,11 +165,12 @@ def create_app(
         Route("/metrics", _metrics_endpoint(metrics, _ops_budget(settings)), methods=["GET"]),
         Route(
             "/stats",
-            StatsEndpoint(metrics, settings, drain, _ops_budget(settings)).handle,
+            StatsEndpoint(metrics, settings, drain, _ops_budget(settings), ledger.stats).handle,
             methods=["GET"],
         ),
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        *admin_routes(ledger, settings.admin_token.reveal() if settings.admin_token else None),
         *core_endpoints.routes(),
     ]
 
@@ -186,6 +191,8 @@ def create_app(
                 await desk.book.start()
                 stack.push_async_callback(desk.book.close)
                 stack.push_async_callback(desk.close)  # late legs first, then their clients
+            await ledger.start()
+            stack.push_async_callback(ledger.close)  # first to close: flushes the queue
             await metrics.start()
             # Everything built so far lives as long as the process: move it out of the
             # cycle collector's way so full collections (pauses on pings) stay short.
@@ -216,6 +223,10 @@ def create_app(
         ops_pacer=ops_pacer,
     )
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
+    # Outermost: X-Outcome and the ledger event for every publisher answer, whoever wrote it.
+    app.add_middleware(
+        OutcomeTap, ledger=ledger, count=metrics.outcome, sub_id_tag=settings.sub_id_tag
+    )
     return app
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -400,6 +401,56 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = 1024
 
+    ledger_url: Annotated[
+        Secret | None,
+        Meta(
+            description="`postgresql://` URL of the ping ledger, shared by every replica; "
+            "unset: in process (one replica)"
+        ),
+    ] = None
+    ledger_secret: Annotated[
+        Secret | None,
+        Meta(
+            description="HMAC key of the ledger's caller digests (16+ characters); "
+            "unset: random per start"
+        ),
+    ] = None
+    ledger_queue_max: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=10_000_000,
+            description="events waiting to be written; more are dropped and counted",
+        ),
+    ] = 100_000
+    ledger_memory_max_events: Annotated[
+        int,
+        Meta(ge=1, le=10_000_000, description="events the in-process ledger keeps (newest)"),
+    ] = 100_000
+    ledger_retention_days: Annotated[
+        int,
+        Meta(ge=1, le=3650, description="days of PostgreSQL ledger partitions kept"),
+    ] = 90
+    ledger_timeout_ms: Annotated[
+        int,
+        Meta(ge=1, le=600_000, description="deadline of each PostgreSQL call of the ledger"),
+    ] = 5000
+    ledger_flush_timeout_s: Annotated[
+        float,
+        Meta(gt=0, le=3600, description="on SIGTERM, how long the ledger's queue may flush"),
+    ] = 10.0
+    sub_id_tag: Annotated[
+        str,
+        Meta(description="the tag whose value is a ping's sub-ID in the ledger and analytics"),
+    ] = "sub_id"
+    admin_token: Annotated[
+        Secret | None,
+        Meta(
+            description="Bearer token of the `/admin/` routes (16+ characters); "
+            "unset: loopback clients only"
+        ),
+    ] = None
+
     drain_delay_s: Annotated[
         float,
         Meta(
@@ -452,6 +503,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         self._validate_protections()
         if self.auctions_file is not None and not os.path.isfile(self.auctions_file):
             raise ConfigError("GATEWAY_AUCTIONS_FILE", "is not a readable file")
+        self._validate_ledger()
 
     def _validate_protections(self) -> None:
         for var, spec, overrides in (
@@ -473,6 +525,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 ) from None
             if not keys:
                 raise ConfigError("GATEWAY_RTB_ALLOWED_KEYS_FILE", "holds no keys")
+
+    def _validate_ledger(self) -> None:
+        if self.ledger_url is not None:
+            parts = urlsplit(self.ledger_url.reveal())
+            if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+                raise ConfigError(
+                    "GATEWAY_LEDGER_URL", "must be a postgresql:// URL with a host (or unset)"
+                )
+        if self.ledger_secret is not None and len(self.ledger_secret.reveal()) < 16:
+            raise ConfigError("GATEWAY_LEDGER_SECRET", "must be at least 16 characters")
+        if self.admin_token is not None and len(self.admin_token.reveal()) < 16:
+            raise ConfigError("GATEWAY_ADMIN_TOKEN", "must be at least 16 characters")
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", self.sub_id_tag):
+            raise ConfigError(
+                "GATEWAY_SUB_ID_TAG", "must be a tag name: 1-64 letters, digits, '_', '-' or '.'"
+            )
 
     @property
     def rtb_caller_number_required(self) -> bool:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from gateway import __version__
 from gateway.coreapi.route_table import CHECK_ROUTES, PARAMS, READ_ROUTES, WRITE_ROUTES
+from gateway.ledger.outcomes import ANSWER_OUTCOMES
 from gateway.shield.base import X_SHIELD
 
 _REF_ERROR = {"$ref": "#/components/schemas/Error"}
@@ -167,6 +168,10 @@ def _rtb_paths() -> dict[str, Any]:
                             "enum": list(dict.fromkeys(X_SHIELD.values())),
                         }
                     },
+                    "X-Outcome": {
+                        "description": "the answer's outcome code (on every publisher answer)",
+                        "schema": {"type": "string", "enum": [c for c, _ in ANSWER_OUTCOMES]},
+                    },
                 },
             },
             **_INPUT_ERRORS,
@@ -299,6 +304,33 @@ def _ops_paths() -> dict[str, Any]:
                 "tags": ["operations"],
                 "responses": {
                     "200": _json("rolling statistics", {"$ref": "#/components/schemas/Stats"})
+                },
+            }
+        },
+        "/admin/ledger.ndjson": {
+            "get": {
+                "summary": "Ledger events, oldest first, one JSON object a line (streamed); "
+                "Bearer GATEWAY_ADMIN_TOKEN, or loopback clients only when it is unset",
+                "operationId": "ledgerExport",
+                "tags": ["admin"],
+                "parameters": [
+                    {"name": "since", "in": "query", "schema": {"type": "string"}},
+                    {"name": "until", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "events",
+                        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("a bad since, until or limit (named in fields)"),
+                    "401": _error("a wrong or missing Bearer token"),
+                    "403": _error("not a loopback client while no admin token is set"),
+                    "503": _error("the ledger store cannot be read now"),
                 },
             }
         },

@@ -73,3 +73,32 @@ def make_gateway() -> MakeGateway:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres_session() -> Iterator[Any]:
+    """One PostgreSQL of this test session (started on first use)."""
+    from tests.support.postgres_server import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres(postgres_session: Any) -> Any:
+    """The session's PostgreSQL, running (a test may have killed it)."""
+    if postgres_session.proc is None or postgres_session.proc.poll() is not None:
+        postgres_session.start()
+    return postgres_session
+
+
+@pytest.fixture
+def postgres_url(postgres: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh database of its own for this test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    return postgres.create_database(name)

@@ -39,6 +39,7 @@ def test_the_line_follows_the_bound_listener_and_names_the_upstreams() -> None:
     assert line["core_api"] == "sandbox"
     assert line["shield_store"] == "in-process"
     assert line["workers"] == 1
+    assert line["ledger"] == "in-process"
 
 
 def test_auto_writes_text_to_a_terminal() -> None:

@@ -38,6 +38,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "gateway.shield",
         "gateway.protect",
         "gateway.observe.middleware",
+        "gateway.ledger",
     ),
     # what sits on the seams: auctions use the forwarding client and the shield
     ("gateway.auction",),

@@ -179,6 +179,8 @@ def test_wheel_holds_the_package_and_the_console_script(wheel: Path) -> None:
         scripts = z.read(entry_points).decode()
     assert "gateway/__main__.py" in names
     assert "gateway/config.py" in names
+    # The ledger's schema migrations ship inside the package (applied at start-up).
+    assert "gateway/ledger/migrations/0001_events.sql" in names
     assert not [n for n in names if n.startswith("tests/")]
     assert re.search(r"^gateway\s*=\s*gateway\.cli\.main:main\s*$", scripts, re.MULTILINE), scripts
 

@@ -43,4 +43,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(shown)).decode())
     sys.stdout.write("\n")
+    if settings.ledger_secret is None:
+        sys.stderr.write(
+            "note: GATEWAY_LEDGER_SECRET is unset: caller digests use a random secret per "
+            "start and match only within one run\n"
+        )
     return 0

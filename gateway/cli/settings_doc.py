@@ -42,6 +42,15 @@ CHART_ELSEWHERE: dict[str, tuple[str, str]] = {
     "workers": ("workers", "`workers` (`--workers`)"),
     "sandbox": ("extraArgs", "`extraArgs: [--sandbox]`, for demos only"),
     "redis_url": ("redis.url", "`redis.url` or `redis.existingSecret` (kept in a Secret)"),
+    "ledger_url": (
+        "ledger.url",
+        "`ledger.url` or `ledger.existingSecret` (kept in a Secret)",
+    ),
+    "ledger_secret": (
+        "ledger.hmacSecret",
+        "`ledger.hmacSecret` or `ledger.hmacExistingSecret` (kept in a Secret)",
+    ),
+    "admin_token": ("admin.token", "`admin.token` or `admin.existingSecret` (kept in a Secret)"),
     "rtb_allowed_keys": (
         "extraSecretEnv",
         "`extraSecretEnv.GATEWAY_RTB_ALLOWED_KEYS` (kept in a Secret)",
@@ -215,12 +224,14 @@ def schema_text(current: str) -> str:
     }
     # extraConfig is for settings this chart does not know yet: one it sets as config.* or
     # from a Secret would be a duplicate key in the ConfigMap, so the schema refuses it.
-    managed = ["GATEWAY_REDIS_URL", *chart_config_env().values()]
+    from_secrets = ["GATEWAY_REDIS_URL", "GATEWAY_LEDGER_URL", "GATEWAY_LEDGER_SECRET"]
+    managed = [*from_secrets, "GATEWAY_ADMIN_TOKEN", *chart_config_env().values()]
     extra = props["extraConfig"]
     extra["not"] = {"anyOf": [{"required": [variable]} for variable in managed]}
     extra["description"] = (
-        "GATEWAY_* settings the config section does not hold; GATEWAY_REDIS_URL belongs in "
-        "redis.url / redis.existingSecret, every other setting has its config.* key"
+        "GATEWAY_* settings the config section does not hold; the Redis and ledger URLs, the "
+        "ledger secret and the admin token belong in redis.*, ledger.* and admin.* (Secrets), "
+        "every other setting has its config.* key"
     )
     workers = next(s for s in setting_specs() if s.name == "workers")
     props["workers"] = _schema_property(workers)

@@ -26,6 +26,13 @@ def store_description(settings: Settings) -> str:
     return mask_url(settings.redis_url.reveal())
 
 
+def ledger_description(settings: Settings) -> str:
+    """``in-process``, or the PostgreSQL URL with any password masked."""
+    if settings.ledger_url is None or settings.sandbox:
+        return "in-process"
+    return mask_url(settings.ledger_url.reveal())
+
+
 def listening_url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     if sock.family == socket.AF_INET6:
@@ -42,6 +49,7 @@ def fields(settings: Settings) -> dict[str, object]:
         "core_api": upstream(settings.core_api_url),
         "shield_store": store_description(settings),
         "workers": settings.workers,
+        "ledger": ledger_description(settings),
         "version": __version__,
     }
 

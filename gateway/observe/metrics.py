@@ -282,6 +282,35 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # The ledger (gateway/ledger/): outcome codes are a fixed vocabulary, routes templates.
+        self.outcomes = Counter(
+            "gateway_outcomes_total",
+            "Answers of the publisher routes by outcome code (the X-Outcome header)",
+            ("route", "outcome"),
+            registry=r,
+        )
+        self._outcome_children: dict[tuple[str, str], Any] = {}
+        self.ledger_written = Counter(
+            "gateway_ledger_events_written_total",
+            "Ledger events written to the ledger store",
+            registry=r,
+        )
+        self.ledger_dropped = Counter(
+            "gateway_ledger_events_dropped_total",
+            "Ledger events lost because the queue was full (or not flushed at shutdown)",
+            registry=r,
+        )
+        self.ledger_write_failures = Counter(
+            "gateway_ledger_write_failures_total",
+            "Ledger batch writes that failed and were retried",
+            registry=r,
+        )
+        self.ledger_queue_depth = Gauge(
+            "gateway_ledger_queue_depth",
+            "Ledger events waiting to be written",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.build_info = Gauge(
             "gateway_build_info",
             "Always 1; the version label says which build is running",
@@ -296,6 +325,9 @@ class Metrics:
             self.shield_store_evicted,
             self.shield_orphans_dropped,
             self.rate_limit_fallbacks,
+            self.ledger_written,
+            self.ledger_dropped,
+            self.ledger_write_failures,
         ):
             unlock(unlabelled)
 
@@ -356,6 +388,15 @@ class Metrics:
             (built_child if built else kept_child).inc()
 
         return answered
+
+    def outcome(self, route: str, outcome: str) -> None:
+        """Count one publisher answer by its outcome code (gateway/ledger/outcomes.py)."""
+        child = self._outcome_children.get((route, outcome))
+        if child is None:
+            child = self._outcome_children[route, outcome] = self.bind(
+                self.outcomes, route, outcome
+            )
+        child.inc()
 
     def breaker_state(self, upstream: str) -> Callable[[bool], None]:
         """A callback ``(is_open)`` for one upstream's circuit breaker."""

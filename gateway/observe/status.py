@@ -14,7 +14,7 @@ no external assets) that polls ``/stats``; it is read once at import, never per 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any
 
@@ -64,10 +64,12 @@ class StatsEndpoint:
         settings: Settings,
         drain: DrainState,
         budget: BuildBudget | None = None,
+        ledger: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.metrics = metrics
         self.settings = settings
         self.drain = drain
+        self.ledger = ledger  # the ledger's queue and writer counters (this process)
         self._body = CachedBody(
             self._build,
             budget if budget is not None else BuildBudget(0.0, 1),
@@ -76,6 +78,8 @@ class StatsEndpoint:
 
     def _build(self) -> bytes:
         body = replica_stats(self.metrics, self.settings, draining=self.drain.draining)
+        if self.ledger is not None:
+            body["ledger"] = self.ledger()
         return _encoder.encode(body)
 
     async def handle(self, request: Request) -> Response:

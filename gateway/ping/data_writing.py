@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.errors import InvalidFields, MethodNotAllowed
+from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
 from gateway.ping.forwarder import RtbClient
 from gateway.ping.parse import (
     _UUID,
@@ -106,12 +107,14 @@ class DataWriting:
         else:
             body = await read_body(request, self.max_body_bytes)
             write = parse_data_write(query, body, request.headers.get("content-type"))
+        request.scope[REQUEST] = write
         await self.guard.admit_ping(write.key, write.publisher_id)
         if request.method == "GET":
             answer = await self.rtb.write_data("GET", write.upstream_get(), None, deadline)
         else:
             body = write.upstream_body()
             answer = await self.rtb.write_data("POST", "/data_writing", body, deadline)
+        request.scope[UPSTREAM_ANSWER] = answer
         return Response(
             answer.body, status_code=answer.status, headers={"content-type": answer.content_type}
         )

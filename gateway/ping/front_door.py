@@ -32,8 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auction.desk import AuctionDesk
 from gateway.errors import JSON, GatewayError, send_error
+from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
 from gateway.ping.forwarder import RtbClient
-from gateway.ping.parse import parse_confirmation, parse_ping
+from gateway.ping.parse import named_in, parse_confirmation, parse_ping
 from gateway.protect.guard import Guard
 from gateway.shield.base import NONE, X_SHIELD, Shield, marked
 from gateway.wire.answer import UpstreamAnswer
@@ -68,6 +69,7 @@ class CreateReservation(RtbEndpoint):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         content_type = declared = None
+        body = b""
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
@@ -78,6 +80,7 @@ class CreateReservation(RtbEndpoint):
             ping = parse_ping(
                 scope["query_string"], body, content_type, caller_required=self.caller_required
             )
+            scope[REQUEST] = ping
             await self.guard.admit_ping(ping.key, ping.publisher_id)
             desk = self.auctions
             if desk is not None and (auction := desk.table.get(ping.key)) is not None:
@@ -99,9 +102,12 @@ class CreateReservation(RtbEndpoint):
             else:
                 answer, result = await self.shield.answer(ping, deadline, forward)
         except GatewayError as exc:
+            if REQUEST not in scope and body:  # refused before parsing: what did it name?
+                scope[REQUEST] = named_in(scope["query_string"], body, content_type)
             await send_error(send, exc)
             return
         scope["shield_result"] = result
+        scope[UPSTREAM_ANSWER] = answer
         await self._send(send, answer, _X_SHIELD[result])
 
     async def _send(self, send: Send, answer: UpstreamAnswer, x_shield: bytes) -> None:
@@ -168,6 +174,7 @@ class ConfirmReservation(RtbEndpoint):
             body,
             request.headers.get("content-type"),
         )
+        request.scope[REQUEST] = confirmation
         # The same allow-list and rate limits as a ping (403/429, nothing forwarded).
         await self.guard.admit_confirmation(confirmation.key, confirmation.publisher_id)
         desk = self.auctions
@@ -176,6 +183,7 @@ class ConfirmReservation(RtbEndpoint):
         answer = await self.rtb.confirm(
             confirmation.uuid, request.method, confirmation.upstream_body(), deadline
         )
+        request.scope[UPSTREAM_ANSWER] = answer
         if answer.ok:
             await self.shield.confirmed(confirmation.key, confirmation.uuid, answer)
         return Response(

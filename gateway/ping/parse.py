@@ -21,6 +21,7 @@ import msgspec
 
 from gateway.errors import (
     BadEncoding,
+    GatewayError,
     InvalidFields,
     InvalidQuery,
     MalformedJson,
@@ -180,6 +181,40 @@ def validate_ping(fields: dict[str, Any], *, caller_required: bool = True) -> Pi
     assert key is not None
     assert publisher is not None
     return Ping(key, publisher, caller, inbound, publisher_field, tags)
+
+
+def named_in(query: bytes, body: bytes, content_type: str | None) -> Ping | None:
+    """What a refused ping named (publisher, key, tags), for its ledger event only.
+
+    An invalid ping still counts for the publisher and sub-ID it named. Best effort and
+    never raising: only values that would have passed their own checks are kept, at most
+    ``MAX_TAGS`` tags; the caller number is left out (it may be what was invalid).
+    """
+    try:
+        fields = merged_fields(query, body, content_type)
+    except GatewayError:
+        return None
+    publisher = fields.get("publisher_id", fields.get("source_id"))
+    if not isinstance(publisher, str) or _CONTROL.search(publisher):
+        publisher = None
+    else:
+        publisher = publisher.strip()[:MAX_PUBLISHER] or None
+    key = fields.get("key")
+    if not isinstance(key, str) or not _RTB_KEY.fullmatch(key):
+        key = ""
+    tags: dict[str, str] = {}
+    for name, value in fields.items():
+        if len(tags) >= MAX_TAGS:
+            break
+        if (
+            name not in KNOWN_FIELDS
+            and isinstance(value, str)
+            and len(value) <= MAX_TAG_VALUE
+            and _TAG_NAME.fullmatch(name)
+            and not _CONTROL.search(value)
+        ):
+            tags[name] = value
+    return Ping(key, publisher, None, None, "publisher_id", tags)  # type: ignore[arg-type]
 
 
 def parse_confirmation(

@@ -156,7 +156,36 @@ Is a Redis configured at all? ("true" or "")
 Does the chart create its Secret? (Redis URL or extraSecretEnv to store.) ("true" or "")
 */}}
 {{- define "rtb-gateway.createSecret" -}}
-{{- if or (and (not .Values.redis.existingSecret) (or .Values.redis.url .Values.redis.deploy)) .Values.extraSecretEnv }}true{{- end }}
+{{- if or (and (not .Values.redis.existingSecret) (or .Values.redis.url .Values.redis.deploy)) .Values.extraSecretEnv (include "rtb-gateway.ownLedgerSecrets" .) }}true{{- end }}
+{{- end }}
+
+{{/*
+Does the chart's Secret hold any of the ledger/admin secrets? ("true" or "")
+*/}}
+{{- define "rtb-gateway.ownLedgerSecrets" -}}
+{{- if or (and .Values.ledger.url (not .Values.ledger.existingSecret)) (and .Values.ledger.hmacSecret (not .Values.ledger.hmacExistingSecret)) (and .Values.admin.token (not .Values.admin.existingSecret)) }}true{{- end }}
+{{- end }}
+
+{{/*
+The ledger's and admin routes' secret environment (GATEWAY_LEDGER_URL, GATEWAY_LEDGER_SECRET,
+GATEWAY_ADMIN_TOKEN), each from an existing Secret when named, else from the chart's.
+*/}}
+{{- define "rtb-gateway.ledgerEnv" -}}
+{{- $own := include "rtb-gateway.secretName" . }}
+{{- range $item := list (list "GATEWAY_LEDGER_URL" .Values.ledger.url .Values.ledger.existingSecret .Values.ledger.existingSecretKey "ledger-url") (list "GATEWAY_LEDGER_SECRET" .Values.ledger.hmacSecret .Values.ledger.hmacExistingSecret .Values.ledger.hmacExistingSecretKey "ledger-secret") (list "GATEWAY_ADMIN_TOKEN" .Values.admin.token .Values.admin.existingSecret .Values.admin.existingSecretKey "admin-token") }}
+{{- $name := index $item 0 }}{{- $value := index $item 1 }}{{- $existing := index $item 2 }}
+{{- if or $value $existing }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ default $own $existing }}
+      key: {{ if $existing }}{{ index $item 3 }}{{ else }}{{ index $item 4 }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "rtb-gateway.ledgerEnabled" -}}
+{{- if or .Values.ledger.url .Values.ledger.existingSecret .Values.ledger.hmacSecret .Values.ledger.hmacExistingSecret .Values.admin.token .Values.admin.existingSecret }}true{{- end }}
 {{- end }}
 
 {{/*
@@ -282,7 +311,7 @@ envFrom:
   - secretRef:
       name: {{ include "rtb-gateway.tplvalues.render" (dict "value" . "context" $) }}
   {{- end }}
-{{- if or (include "rtb-gateway.redisEnabled" .) .Values.extraSecretEnv .Values.extraEnvVars }}
+{{- if or (include "rtb-gateway.redisEnabled" .) .Values.extraSecretEnv .Values.extraEnvVars (include "rtb-gateway.ledgerEnabled" .) }}
 env:
   {{- if include "rtb-gateway.redisEnabled" . }}
   - name: GATEWAY_REDIS_URL
@@ -290,6 +319,9 @@ env:
       secretKeyRef:
         name: {{ include "rtb-gateway.redisSecretName" . }}
         key: {{ include "rtb-gateway.redisSecretKey" . }}
+  {{- end }}
+  {{- if include "rtb-gateway.ledgerEnabled" . }}
+  {{- include "rtb-gateway.ledgerEnv" . | trim | nindent 2 }}
   {{- end }}
   {{- range $name, $_ := .Values.extraSecretEnv }}
   - name: {{ $name }}

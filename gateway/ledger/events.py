@@ -1,0 +1,185 @@
+"""A ledger event: cheap to make on the ping path, complete when written.
+
+Two shapes. :class:`Event` is what ``record()`` builds while a ping is answered: plain
+references to values already at hand (the raw key and caller number included) and
+nothing computed. :class:`Row` is what every store keeps and every export shows, the
+contract's fields with these names, built by the background writer from an event by
+:class:`Materializer`: there the caller number becomes an HMAC-SHA-256 digest, the key a
+short digest, times become RFC 3339 text, and anything the upstream sent is bounded.
+Digests and formatting cost a few µs each; doing them in the writer keeps them off the
+ping's latency, and the raw values never leave this process's memory.
+
+Idempotency: an event is identified by ``(request_id, leg)``; leg 0 is the plain request
+and an auction's legs are 1..n, so a batch written twice writes each event once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from datetime import UTC, datetime
+
+import msgspec
+
+from gateway.ledger.outcomes import Reservation
+
+# What the writer keeps of anything a publisher or the upstream sent (they are bounded
+# already by the parsers and the answer limit; these keep a row small whatever happens).
+MAX_TEXT = 255
+MAX_SHORT = 64
+# A key's digest: 16 hex characters of SHA-256, stable across restarts and replicas.
+KEY_ID_CHARS = 16
+_KEY_IDS_MAX = 4096
+
+
+class Event(msgspec.Struct, gc=False):
+    """One request's record as taken on the ping path (see the module docstring)."""
+
+    at: float  # epoch seconds when the answer was sent
+    request_id: str
+    route: str
+    status: int
+    outcome: str
+    publisher_id: str | None = None
+    sub_id: str | None = None
+    key: str | None = None  # raw; digested by the writer
+    caller: str | None = None  # raw E.164; digested by the writer
+    reservation: Reservation | None = None
+    reservation_uuid: str | None = None  # a confirmation's uuid (its path)
+    duration_s: float | None = None
+    upstream_s: float | None = None
+    leg: int = 0
+    destination: str | None = None
+    auction: str | None = None
+
+
+class Row(msgspec.Struct, kw_only=True):
+    """An event as stored and exported: every field present, ``null`` when it has none."""
+
+    at: str
+    request_id: str
+    leg: int
+    route: str
+    status: int
+    outcome: str
+    publisher_id: str | None
+    sub_id: str | None
+    key_id: str | None
+    caller: str | None
+    reservation_uuid: str | None
+    payout: float | None
+    seconds: int | None
+    inbound_number: str | None
+    expires_at: str | None
+    duration_ms: float | None
+    upstream_ms: float | None
+    destination: str | None
+    auction: str | None
+    call_uuid: str | None = None
+    call_outcome: str | None = None
+    converted: bool | None = None
+    payout_earned: float | None = None
+
+
+ROW_FIELDS = tuple(f.name for f in msgspec.structs.fields(Row))
+
+
+def format_at(epoch_s: float) -> str:
+    """RFC 3339 UTC with milliseconds: ``2026-12-04T18:31:20.123Z``."""
+    ms = int(epoch_s * 1000)  # truncated as the writer's stored time is
+    moment = datetime.fromtimestamp(ms // 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_at(text: str) -> float:
+    """Epoch seconds of an RFC 3339 time (a time without a zone is UTC); ValueError if not."""
+    if not 10 <= len(text) <= 40:
+        raise ValueError("not an RFC 3339 time")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class Materializer:
+    """Turns :class:`Event` into :class:`Row`; holds the secret the caller digests use.
+
+    ``secret`` is ``GATEWAY_LEDGER_SECRET``; without one a random secret is drawn per
+    process, so digests then match only within one run.
+    """
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self.random_secret = not secret
+        self._secret = secret or os.urandom(32)
+        self._key_ids: dict[str, str] = {}
+
+    def __repr__(self) -> str:  # the secret never prints
+        return f"Materializer(random_secret={self.random_secret})"
+
+    def caller_digest(self, number: str) -> str:
+        return hmac.new(self._secret, number.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+    def key_id(self, key: str) -> str:
+        known = self._key_ids.get(key)
+        if known is None:
+            digest = hashlib.sha256(b"rtb-key:" + key.encode("utf-8", "replace"))
+            known = digest.hexdigest()[:KEY_ID_CHARS]
+            if len(self._key_ids) < _KEY_IDS_MAX:
+                self._key_ids[key] = known
+        return known
+
+    def row(self, event: Event) -> Row:
+        """The stored shape of ``event``; never raises on any value it may hold."""
+        reservation = event.reservation or _NO_RESERVATION
+        uuid = event.reservation_uuid or reservation.uuid
+        return Row(
+            at=format_at(event.at),
+            request_id=_text(event.request_id, 128) or "",
+            leg=event.leg,
+            route=event.route,
+            status=event.status,
+            outcome=event.outcome,
+            publisher_id=_text(event.publisher_id, MAX_TEXT),
+            sub_id=_text(event.sub_id, MAX_TEXT),
+            key_id=self.key_id(event.key) if event.key else None,
+            caller=self.caller_digest(event.caller) if event.caller else None,
+            reservation_uuid=_text(uuid, MAX_SHORT),
+            payout=_finite(reservation.retreaver_payout),
+            seconds=_seconds(reservation.retreaver_seconds),
+            inbound_number=_text(reservation.inbound_number, MAX_SHORT),
+            expires_at=_text(reservation.expires_at, MAX_SHORT),
+            duration_ms=_ms(event.duration_s),
+            upstream_ms=_ms(event.upstream_s),
+            destination=_text(event.destination, MAX_TEXT),
+            auction=_text(event.auction, MAX_TEXT),
+        )
+
+
+_NO_RESERVATION = Reservation()
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    if len(value) > limit:
+        value = value[:limit]
+    # NUL is the one character PostgreSQL text cannot hold.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)
+
+
+def _seconds(value: float | None) -> int | None:
+    value = _finite(value)
+    if value is None or not 0 <= value < 2**31:
+        return None
+    return int(value)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)

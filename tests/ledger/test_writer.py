@@ -1,0 +1,93 @@
+"""The queue's bound, the writer's batches and flush, and rows built from hostile values."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from gateway.ledger.events import MAX_TEXT, Event, Materializer
+from gateway.ledger.memory import MemoryLedgerStore
+from gateway.ledger.outcomes import Reservation
+from gateway.ledger.writer import Ledger
+
+
+def _event(n: int, **fields: object) -> Event:
+    return Event(1_765_000_000.0 + n, f"req-{n}", "/rtbs.json", 200, "reserved", **fields)  # type: ignore[arg-type]
+
+
+async def test_the_queue_is_bounded_and_counts_what_it_refuses() -> None:
+    dropped: list[int] = []
+    ledger = Ledger(MemoryLedgerStore(100), Materializer(), queue_max=10, on_dropped=dropped.append)
+    for n in range(25):
+        ledger.record(_event(n))
+    assert ledger.depth == 10
+    assert ledger.dropped == 15 == sum(dropped)
+    await ledger.start()
+    assert await ledger.flush(5.0)
+    await ledger.close()
+    rows = [row async for row in ledger.store.export(None, None, 1000)]
+    # The oldest ten were kept; the newest were refused, never the other way round.
+    assert [r.request_id for r in rows] == [f"req-{n}" for n in range(10)]
+    assert ledger.written == 10
+
+
+async def test_close_flushes_what_is_queued() -> None:
+    store = MemoryLedgerStore(10_000)
+    ledger = Ledger(store, Materializer(), queue_max=10_000, batch_max=100)
+    await ledger.start()
+    for n in range(1234):
+        ledger.record(_event(n))
+    await ledger.close()
+    assert len(store) == 1234
+    assert ledger.depth == 0
+
+
+def test_the_memory_ring_keeps_the_newest() -> None:
+    store = MemoryLedgerStore(3)
+    materializer = Materializer()
+    rows = [(float(n), materializer.row(_event(n))) for n in range(5)]
+    asyncio.run(store.write(rows))
+    assert len(store) == 3
+    assert store.evicted == 2
+
+
+def test_rows_from_hostile_values_never_raise_and_stay_bounded() -> None:
+    hostile = "\x00\r\n\u2028\x1b[31m" + "x" * 100_000
+    event = _event(
+        1,
+        publisher_id=hostile,
+        sub_id=hostile,
+        key=hostile,
+        caller=hostile,
+        reservation=Reservation(
+            status=hostile,
+            uuid=hostile,
+            retreaver_payout=float("nan"),
+            retreaver_seconds=1e300,
+            inbound_number=hostile,
+            expires_at=hostile,
+        ),
+        destination=hostile,
+        auction=hostile,
+        duration_s=0.001,
+        upstream_s=None,
+    )
+    row = Materializer(b"k" * 32).row(event)
+    assert row.payout is None
+    assert row.seconds is None
+    for value in (row.publisher_id, row.sub_id, row.inbound_number, row.destination):
+        assert value is not None
+        assert len(value) <= MAX_TEXT
+        assert "\x00" not in value
+    assert row.key_id is not None
+    assert len(row.key_id) == 16
+    assert row.caller is not None
+    assert len(row.caller) == 64
+    encoded = msgspec.json.encode(row)
+    assert b"\n" not in encoded  # one line of NDJSON whatever it holds
+
+
+def test_the_materializer_never_prints_its_secret() -> None:
+    materializer = Materializer(b"very-secret-ledger-key")
+    assert "very-secret" not in repr(materializer)
