@@ -17,6 +17,7 @@ from gateway.errors import BadGateway, UpstreamTimeout
 from gateway.upstream.core_api import CoreApiClient, Upstream
 from tests.support.ports import free_port
 from tests.support.raw_upstream import raw_upstream
+from tests.support.scripted_upstream import Reply, Seen, scripted_upstream
 
 Answer = Callable[[bytes], bytes]
 
@@ -157,3 +158,28 @@ async def test_a_hung_upstream_is_a_timeout() -> None:
         with pytest.raises(UpstreamTimeout):
             await client.get(Upstream.V1, "/company.json", b"api_key=a")
         assert upstream.requests == 1
+
+
+async def test_an_answer_over_the_limit_drops_its_connection_and_a_fitting_one_keeps_it() -> None:
+    big = b"[" + b"0," * 100_000 + b"0]"
+
+    def answer(seen: Seen) -> Reply:
+        if "big" in seen.target:
+            return Reply(body=big, chunked="chunked" in seen.target)
+        return Reply(body=b"{}")
+
+    async with (
+        scripted_upstream(answer) as upstream,
+        started(upstream.url, max_answer_bytes=50_000) as client,
+    ):
+        for _ in range(2):
+            assert (await client.get(Upstream.V1, "/calls.json", b"api_key=a")).status == 200
+        assert upstream.connections == 1  # kept alive and reused
+        for query in (b"api_key=a&big=1", b"api_key=a&big=1&chunked=1"):
+            with pytest.raises(BadGateway, match="GATEWAY_CORE_API_MAX_ANSWER_BYTES"):
+                await client.get(Upstream.V1, "/calls.json", query)
+            # The refused answer's connection was closed unread, not pooled: the next
+            # lookup needs a new one.
+            before = upstream.connections
+            assert (await client.get(Upstream.V1, "/calls.json", b"api_key=a")).status == 200
+            assert upstream.connections == before + 1
