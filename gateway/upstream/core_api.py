@@ -175,8 +175,9 @@ class CoreApiClient:
     def url(self, upstream: Upstream, path: str, query: bytes) -> httpx2.URL:
         """The upstream URL: base + a path rebuilt from the allow-list + the raw query.
 
-        httpx2 keeps ``%XX`` escapes and every character RFC 3986 allows in a query as
-        they are; only bytes no valid query holds (a space, ``|``, ``{``) are escaped.
+        httpx2 keeps the query's bytes as they are (``%XX`` escapes, ``+``, ``|``, ``{``
+        included), except that it escapes a space, ``"``, ``<`` and ``>``, which no valid
+        request target holds raw, and ends the query at a ``#``.
         """
         target = self._bases[upstream] + path
         if query:
