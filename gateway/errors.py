@@ -45,7 +45,7 @@ translated where it is raised from:
     ExportError                        cli/export_state.py `gateway calls export` -> exit 1
     _Refused                           protect/connection.py  a head too big or too slow
 
-Third-party errors are translated at the boundary, one table each: aiohttp's in
+Third-party errors are translated at the boundary, one table each: httpx2's in
 ``upstream/failures.py``, msgspec's in ``rtb/ping.py``, redis-py's and the RESP
 client's in ``redis.py`` (the one Redis seam, used by shield, rate limits and cache).
 

@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-import httpx
+import httpx2
 
 from gateway.cli.export_fetch import Fetcher, Page, page_of, with_page
 from gateway.cli.export_state import (
@@ -54,7 +54,7 @@ MAX_CONCURRENCY = 32
 async def run_export(
     opts: ExportOptions,
     *,
-    client: httpx.AsyncClient | None = None,
+    client: httpx2.AsyncClient | None = None,
     stdout: IO[bytes] | None = None,
     progress_stream: IO[str] | None = None,
 ) -> ExportResult:
@@ -73,7 +73,7 @@ async def run_export(
         return ExportResult(state.pages_written, state.records, state.offset)
     progress = Progress(progress_stream, opts.quiet)
     own_client = client is None
-    client = client or httpx.AsyncClient(timeout=opts.timeout_s)
+    client = client or httpx2.AsyncClient(timeout=opts.timeout_s)
     try:
         if opts.output is None:
             out = stdout or sys.stdout.buffer
@@ -98,7 +98,7 @@ async def _export(
     opts: ExportOptions,
     state: ExportState,
     out: IO[bytes],
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     progress: Progress,
 ) -> ExportResult:
     fetcher = Fetcher(client, opts)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-import httpx
+import httpx2
 import msgspec
 
 from gateway.cli.export_state import ExportError, ExportOptions
@@ -52,7 +52,7 @@ def page_of(url: str) -> int | None:
 
 
 class Fetcher:
-    def __init__(self, client: httpx.AsyncClient, opts: ExportOptions) -> None:
+    def __init__(self, client: httpx2.AsyncClient, opts: ExportOptions) -> None:
         self.client = client
         self.opts = opts
         origin = urlsplit(opts.base_url)
@@ -87,7 +87,7 @@ class Fetcher:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 resp = await self.client.get(url)
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 if attempt == MAX_ATTEMPTS:
                     reason = type(exc).__name__
                     raise ExportError(f"the Core API could not be reached: {reason}") from None
@@ -106,7 +106,7 @@ class Fetcher:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _parse(resp: httpx.Response) -> Page:
+    def _parse(resp: httpx2.Response) -> Page:
         try:
             items = msgspec.json.decode(resp.content)
         except msgspec.DecodeError:
@@ -117,7 +117,7 @@ class Fetcher:
         return Page(records, parse_links(resp.headers.get("link")))
 
 
-def _describe(resp: httpx.Response) -> str:
+def _describe(resp: httpx2.Response) -> str:
     reason = ""
     try:
         body = msgspec.json.decode(resp.content)

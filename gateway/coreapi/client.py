@@ -1,8 +1,11 @@
 """CoreApiClient: the gateway's only way to the Core API, polite by construction.
 
-One pooled aiohttp session per process (the same client as the RTB path, so one HTTP
-stack to tune and trust). Politeness lives here rather than in the handlers so that no
-caller can forget it:
+One pooled httpx2 client per process. Not the RTB path's own HTTP/1.1 client
+(:mod:`gateway.wire.http1`): lookups are cached and coalesced, so this client is off
+the ping path and can afford a general-purpose stack with TLS, proxies left off and a
+maintained release line; httpx2 is also what the CLI speaks, so the gateway has two HTTP
+stacks, not three. Politeness lives here rather than in the handlers so that no caller
+can forget it:
 
 - at most ``max_concurrency`` requests in flight to the Core API (v1 and v2 together),
   enforced by a semaphore around every attempt; time queued for it counts against the
@@ -23,9 +26,17 @@ Errors are translated at this boundary, so callers see only an
 :class:`~gateway.wire.answer.UpstreamAnswer` or a :class:`~gateway.errors.GatewayError`::
 
     TimeoutError (queue + request over the timeout)   -> 504 upstream_timeout
-    aiohttp.ClientError / OSError                     -> 502 bad_gateway
+    httpx2.RequestError / OSError                     -> 502 bad_gateway (words from
+                                                         upstream/failures.py)
     an answer over ``max_answer_bytes``               -> 502 bad_gateway (outcome
                                                          ``too_large``, connection dropped)
+
+The client is made to behave as the aiohttp session it replaced did: no
+``Accept-Encoding`` asked for (an answer is stored and sent on as received), no cookies
+kept between requests (one company's lookup must not carry another's cookie), no proxy
+or ``.netrc`` taken from the environment (``.netrc`` could add an ``Authorization``), no
+redirects followed. A body is streamed and counted (:func:`read_bounded`), so an answer
+over ``max_answer_bytes`` is refused while it arrives and its connection closed unread.
 
 Kept headers the gateway could not send on (not latin-1, CR/LF/NUL) are dropped here,
 and such a ``Content-Type`` replaced, before the lookup cache stores the answer.
@@ -46,9 +57,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
-import aiohttp
-from yarl import URL
+import httpx2
 
 from gateway.coreapi.credentials import credentials_digest
 from gateway.errors import BadGateway, NotReady, UpstreamTimeout
@@ -57,9 +68,8 @@ from gateway.wire.answer import (
     UpstreamAnswer,
     content_type_for,
     deliverable,
-    read_bounded,
 )
-from gateway.wire.failures import describe, too_large
+from gateway.wire.failures import Phase, describe, too_large
 
 Observer = Callable[[str, float], None]
 
@@ -74,8 +84,13 @@ class Upstream(Enum):
 NAME = "core_api"
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_ATTEMPTS = 8
-# Upstream headers that travel back to the client besides Content-Type.
+# Upstream headers that travel back to the client besides Content-Type. Link is a list
+# header (RFC 8288): several Link lines travel on as one, comma-joined; Retry-After is a
+# single value, the first one counts.
 KEPT_HEADERS = ("Link", "Retry-After")
+_LIST_HEADERS = frozenset({"Link"})
+# Idle pooled connections are closed after this (aiohttp's keepalive_timeout was 30 s).
+KEEPALIVE_EXPIRY_S = 30.0
 DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_QUIET_S = 60.0
 # Credentials quieted at once; past this the oldest quiet is forgotten (memory bound).
@@ -126,7 +141,7 @@ class CoreApiClient:
         self._max_answer_bytes = max_answer_bytes
         self._observe = observe
         self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        self._client: httpx2.AsyncClient | None = None
         self._slots: asyncio.Semaphore | None = None
         # Credentials digest -> loop time before which nothing with them may be sent.
         self._quiet: OrderedDict[bytes, float] = OrderedDict()
@@ -134,28 +149,40 @@ class CoreApiClient:
 
     async def start(self) -> None:
         self._slots = asyncio.Semaphore(self._max_concurrency)
-        connector = aiohttp.TCPConnector(
-            limit=self._max_concurrency, ttl_dns_cache=60, keepalive_timeout=30
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
+        client = httpx2.AsyncClient(
             headers={"User-Agent": self._user_agent},
-            skip_auto_headers=("Accept-Encoding",),
-            raise_for_status=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
+            cookies=_no_cookies(),
+            # The whole attempt is also under asyncio.timeout (queue included); these
+            # are the per-phase backstops of the same length.
+            timeout=httpx2.Timeout(self._timeout_s),
+            limits=httpx2.Limits(
+                max_connections=self._max_concurrency,
+                max_keepalive_connections=self._max_concurrency,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            ),
+            follow_redirects=False,
+            trust_env=False,
         )
+        # Asked for nothing compressed, as before: the answer is cached and sent on as is.
+        del client.headers["Accept-Encoding"]
+        self._client = client
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
-    def url(self, upstream: Upstream, path: str, query: bytes) -> URL:
-        """The upstream URL: base + a path rebuilt from the allow-list + the raw query."""
+    def url(self, upstream: Upstream, path: str, query: bytes) -> httpx2.URL:
+        """The upstream URL: base + a path rebuilt from the allow-list + the raw query.
+
+        httpx2 keeps the query's bytes as they are (``%XX`` escapes, ``+``, ``|``, ``{``
+        included), except that it escapes a space, ``"``, ``<`` and ``>``, which no valid
+        request target holds raw, and ends the query at a ``#``.
+        """
         target = self._bases[upstream] + path
         if query:
             target += "?" + query.decode("ascii")
-        return URL(target, encoded=True)
+        return httpx2.URL(target)
 
     async def get(
         self, upstream: Upstream, path: str, query: bytes, *, authorization: str | None = None
@@ -243,13 +270,13 @@ class CoreApiClient:
     async def _attempt(
         self,
         method: str,
-        url: URL,
+        url: httpx2.URL,
         body: bytes | None,
         content_type: str | None,
         authorization: str | None = None,
     ) -> UpstreamAnswer:
-        session, slots = self._session, self._slots
-        if session is None or slots is None:
+        client, slots = self._client, self._slots
+        if client is None or slots is None:
             raise NotReady()
         headers: dict[str, str] = {}
         if content_type:
@@ -258,23 +285,21 @@ class CoreApiClient:
             headers["Authorization"] = authorization
         started = time.perf_counter()
         outcome = "error"
+        phase = Phase.HEAD
         try:
             async with asyncio.timeout(self._timeout_s), slots:
                 self.in_flight += 1
                 try:
-                    async with session.request(
-                        method, url, data=body, headers=headers or None, allow_redirects=False
+                    async with client.stream(
+                        method, url, content=body, headers=headers or None
                     ) as resp:
+                        phase = Phase.BODY
                         payload = await read_bounded(resp, self._max_answer_bytes)
-                        kept = tuple(
-                            (name, value)
-                            for name in KEPT_HEADERS
-                            if (value := resp.headers.get(name)) is not None and deliverable(value)
-                        )
+                        kept = _kept_headers(resp.headers)
                         content_type = content_type_for(
                             resp.headers.get("Content-Type"), payload, default=""
                         )
-                        answer = UpstreamAnswer(resp.status, payload, content_type, kept)
+                        answer = UpstreamAnswer(resp.status_code, payload, content_type, kept)
                 finally:
                     self.in_flight -= 1
             outcome = _outcome(answer.status)
@@ -283,14 +308,53 @@ class CoreApiClient:
             outcome = "too_large"
             detail = too_large(exc, "GATEWAY_CORE_API_MAX_ANSWER_BYTES")
             raise BadGateway(NAME, detail) from None
-        except TimeoutError:
+        except (TimeoutError, httpx2.TimeoutException):
             outcome = "timeout"
             raise UpstreamTimeout(NAME) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise BadGateway(NAME, describe(exc)) from None
+        except (httpx2.RequestError, OSError) as exc:
+            raise BadGateway(NAME, describe(exc, phase)) from None
         finally:
             if self._observe is not None:
                 self._observe(outcome, time.perf_counter() - started)
+
+
+async def read_bounded(resp: httpx2.Response, limit: int) -> bytes:
+    """The whole body, or :class:`AnswerTooLarge` as soon as it is known to be over ``limit``.
+
+    Refused from ``Content-Length`` before a byte is read, else counted as it arrives
+    (decoded, if the upstream compressed it unasked), so at most ``limit`` plus one
+    chunk is ever held. On refusal the caller's ``stream()`` block closes the response
+    unread, and httpcore2 closes a connection whose answer was not read to the end
+    rather than pooling it: the rest is never drained into the pool.
+    """
+    declared = resp.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise AnswerTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _kept_headers(headers: httpx2.Headers) -> tuple[tuple[str, str], ...]:
+    kept = []
+    for name in KEPT_HEADERS:
+        values = headers.get_list(name)
+        if not values:
+            continue
+        value = ", ".join(values) if name in _LIST_HEADERS else values[0]
+        if deliverable(value):
+            kept.append((name, value))
+    return tuple(kept)
+
+
+def _no_cookies() -> CookieJar:
+    """A jar that accepts no cookie, so none is ever sent on another request."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _outcome(status: int) -> str:

@@ -1,6 +1,6 @@
 """Logging: one JSON object per line (or readable text on a terminal), with secrets masked.
 
-Every logger (ours, uvicorn's, httpx's, aiohttp's, redis', asyncio's) goes through one
+Every logger (ours, uvicorn's, httpx2's, redis', asyncio's) goes through one
 handler and one formatter, and the formatter masks the *finished line*: message, extra
 fields, nested values and tracebacks alike, so no code path can format a secret in after
 the masking ran. Masking is a last line of defence: code should not log secrets in the
@@ -152,12 +152,16 @@ LIBRARY_LOGGERS = (
     "uvicorn",
     "uvicorn.error",
     "uvicorn.access",
+    "httpx2",
+    "httpcore2",
     "httpx",
     "httpcore",
     "redis",
-    "aiohttp",
     "asyncio",
 )
+# Request-per-line loggers: the Core API client's and the CLI's (httpx2), and httpx's,
+# which tests and the Starlette TestClient may still bring.
+CHATTY_LOGGERS = ("httpx2", "httpcore2", "httpx", "httpcore")
 
 
 def resolve_format(fmt: str, stream: IO[str]) -> str:
@@ -202,5 +206,5 @@ def configure(fmt: str = "json", level: str = "info", stream: IO[str] | None = N
     # httpx/httpcore log every request URL at INFO and wire detail at DEBUG: noise next to
     # our access log. The formatter would mask a key in them; keep them for debug only.
     if level.lower() != "debug":
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("httpcore").setLevel(logging.WARNING)
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)

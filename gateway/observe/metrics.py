@@ -19,6 +19,12 @@ or the first time a label set is seen) and kept by the code that updates them, a
 single process their values carry no lock (:class:`LoopValue`): a forwarded ping makes
 about a dozen metric updates, and prometheus-client's per-value mutex was the larger part
 of their cost. Values stay exact: every update still lands, on the loop's one thread.
+
+Library versions: swaps prometheus-client's private value objects (``_value``,
+``_sum``, ``_buckets``, ``values.MutexValue``/``ValueClass``).
+``tests/observe/test_loop_values.py`` and ``test_workers.py`` cover 0.21.0 (floor)
+to 0.26.0 (lock and newest, ``.ci/latest`` 2026-12-04); pyproject.toml allows
+``>=0.21,<0.27``.
 """
 
 from __future__ import annotations

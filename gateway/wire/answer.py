@@ -3,9 +3,10 @@
 Also the two checks every upstream answer passes at the boundary, before anything
 (the ping shield, the lookup cache) decides to keep it:
 
-- its size: :func:`read_bounded` refuses an answer over the configured limit, from its
-  ``Content-Length`` before reading, else while reading, and drops the connection so
-  the rest of it is never read into the pool's buffers;
+- its size: each client refuses an answer over its configured limit with
+  :class:`AnswerTooLarge`, from its ``Content-Length`` before reading, else while
+  reading, and drops the connection so the rest of it is never read into a pool's
+  buffers (``core_api.read_bounded``, ``http1``'s own reader);
 - its headers: a value the gateway could not send on (not latin-1, or carrying CR, LF
   or NUL) would fail only when the client's answer is written, after the shield stored
   it, so every repeat would fail too. :func:`deliverable` finds them here instead.
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import aiohttp
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,35 +38,6 @@ class AnswerTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"answer over {limit} bytes")
         self.limit = limit
-
-
-async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or :class:`AnswerTooLarge` as soon as it is known to be over ``limit``.
-
-    A plain body whose ``Content-Length`` fits is read in one go (the hot path: a
-    reservation is a few hundred bytes); a chunked or compressed one is counted as it
-    arrives, so at most ``limit`` plus one chunk is ever held.
-    """
-    length = resp.content_length
-    if length is not None and length > limit:
-        _drop(resp)
-        raise AnswerTooLarge(limit)
-    if length is not None and "Content-Encoding" not in resp.headers:
-        return await resp.read()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            _drop(resp)
-            raise AnswerTooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _drop(resp: aiohttp.ClientResponse) -> None:
-    # close(), not release(): the unread rest must not be drained into a pooled connection.
-    resp.close()
 
 
 _UNSENDABLE = re.compile("[\r\n\0]")

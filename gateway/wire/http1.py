@@ -26,6 +26,10 @@ What it keeps of a careful client:
   kinds below, each carrying the words of the 502 it becomes. None holds a URL.
 - Deadlines are the caller's (``asyncio.timeout`` around the call); nothing here arms a
   timer of its own.
+
+Library versions: httptools' ``HttpResponseParser`` (public, but 0.x).
+``tests/wire/test_http1.py`` covers httptools 0.6.0 (floor) to 0.9.0 (lock and
+newest, ``.ci/latest`` 2026-12-04); pyproject.toml allows ``>=0.6,<1``.
 """
 
 from __future__ import annotations

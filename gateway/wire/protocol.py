@@ -29,6 +29,13 @@ and the answers of one iteration back to back.
 The limits are class attributes set once per process by :func:`configure` (from
 ``server.py``, before serving; every ``--workers`` process does the same), because
 uvicorn constructs protocols itself.
+
+Library versions: subclasses uvicorn's ``HttpToolsProtocol`` and calls its private
+helpers (``_unset_keepalive_if_required``, ``_should_upgrade``,
+``_unsupported_upgrade_warning``, ``cycle``). ``tests/wire/test_protocol.py``,
+``test_one_write.py`` and ``test_coalesced.py`` cover uvicorn 0.51.0 (floor) to 0.55.0
+(``.ci/latest``, 2026-12-04; the lock has 0.54.0) and httptools 0.6.0 to 0.9.0;
+pyproject.toml allows uvicorn ``>=0.51,<0.56`` and httptools ``>=0.6,<1``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ One :class:`RedisSeam` per process (built by the app from ``GATEWAY_REDIS_URL``)
   :class:`RedisUnavailable`, naming the operation and the reason, never the secret URL.
 
 Every call through the seam has an explicit deadline of ``GATEWAY_REDIS_TIMEOUT_MS``.
+
+Library versions: ``redis.maint_notifications`` and the asyncio pool's
+``maint_notifications_config`` exist from redis-py 8.1 (8.0 raises ``TypeError`` on
+connect). ``tests/wire/test_redis.py`` covers 8.1.0 (floor, lock) to 8.2.0 (``.ci/latest``,
+2026-12-04); pyproject.toml allows ``>=8.1,<8.3``.
 """
 
 from __future__ import annotations

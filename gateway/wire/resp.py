@@ -35,6 +35,12 @@ Connection parameters (host, port or unix path, TLS context, credentials, databa
 client name) are read from redis-py's connection objects, so ``GATEWAY_REDIS_URL`` has
 exactly one parser. Failures raise :class:`LinkError`; the seam (``gateway/wire/redis.py``)
 translates them with every other Redis failure.
+
+Library versions: reads redis-py's connection objects and its cluster slot map
+(``nodes_manager``), not public API, and calls hiredis' ``Reader`` and ``pack_command``.
+``tests/wire/test_redis.py`` covers redis-py 8.1.0 (the floor and the lock) to 8.2.0
+(``.ci/latest``, 2026-12-04) and hiredis 3.2.0 (floor) to 3.5.0 (lock, newest);
+pyproject.toml allows redis-py ``>=8.1,<8.3`` and hiredis ``>=3.2,<4``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ connection the balancer is about to reuse. A request must arrive whole within
 ``GATEWAY_CLIENT_TIMEOUT_S`` of the connection opening (or of its first byte on a kept
 connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``; see
 ``gateway/wire/protocol.py`` for why uvicorn needs help there.
+
+Library versions: subclasses ``uvicorn.Server`` and replaces the ``Server`` and
+``Process`` of uvicorn's multiprocess supervisor, whose ``Multiprocess(config, sockets)``
+signature is uvicorn 0.51's (0.50 wants a ``target``). ``tests/wire/test_drain.py`` and
+``tests/observe/test_workers.py`` cover uvicorn 0.51.0 (floor) to 0.55.0
+(``.ci/latest``, 2026-12-04); pyproject.toml allows ``>=0.51,<0.56``.
 """
 
 from __future__ import annotations

@@ -160,3 +160,15 @@ def test_text_format_is_readable(capture_logs) -> None:
     assert not line.startswith("{")
     assert "INFO" in line
     assert "gateway: started version=1.2.3" in line
+
+
+def test_httpx2_request_lines_are_quiet_unless_debugging_and_masked(capture_logs) -> None:
+    # The Core API client and the CLI speak httpx2, which logs under its own names.
+    quiet = capture_logs("json", "info")
+    logging.getLogger("httpx2").info("HTTP Request: GET http://h/x?api_key=%s", S)
+    logging.getLogger("httpcore2.http11").debug("send_request_headers %s", S)
+    assert quiet.getvalue() == ""
+    loud = capture_logs("json", "debug")
+    logging.getLogger("httpx2").info("HTTP Request: GET http://h/x?api_key=%s", S)
+    assert json.loads(loud.getvalue())["logger"] == "httpx2"
+    assert S not in loud.getvalue()
