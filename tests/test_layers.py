@@ -27,6 +27,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
         "gateway.protect.rules",
         "gateway.ping.requests",
         "gateway.ping.phone",
+        "gateway.ledger",
         "gateway.observe",
         "gateway.wire",
     ),

@@ -1,0 +1,1 @@
+"""The ping ledger: outcomes, events, stores, reconciliation."""
