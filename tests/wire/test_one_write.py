@@ -20,7 +20,9 @@ from starlette.types import Receive, Scope, Send
 
 from tests.wire.guarded import serve_guarded
 
-released = asyncio.Event()
+# The event the streamed answer waits on, made anew by each test: an asyncio.Event binds
+# to the loop that first waits on it, and the tests run on asyncio and on uvloop.
+released: dict[str, asyncio.Event] = {}
 
 
 async def echo(request: Request) -> Response:
@@ -30,7 +32,7 @@ async def echo(request: Request) -> Response:
 async def stream(request: Request) -> StreamingResponse:
     async def chunks() -> AsyncIterator[bytes]:
         yield b"first,"
-        await released.wait()  # the client has read the first chunk: the head went with it
+        await released["event"].wait()  # the client read the first chunk: the head went with it
         yield b"second"
 
     return StreamingResponse(chunks(), media_type="text/plain")
@@ -100,13 +102,13 @@ async def test_a_head_request_gets_its_head_and_the_connection_stays_usable() ->
 
 
 async def test_a_streamed_answer_sends_its_head_with_the_first_chunk() -> None:
-    released.clear()
+    released["event"] = asyncio.Event()
     async with serve_guarded(APP) as (port, _):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         head = await head_of(reader)
         first = await asyncio.wait_for(reader.readuntil(b"first,\r\n"), 10)
-        released.set()
+        released["event"].set()
         rest = await asyncio.wait_for(reader.readuntil(b"0\r\n\r\n"), 10)
         writer.close()
     assert b"transfer-encoding: chunked" in head.lower()
