@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from gateway import __version__
 from gateway.auction.book import AuctionBook
 from gateway.auction.desk import AuctionDesk
-from gateway.auction.exchange import Auctioneer
+from gateway.auction.exchange import Auctioneer, AuctionResult
 from gateway.auction.metrics import AuctionMetrics
 from gateway.auction.reservations import MemoryRouteStore, RedisRouteStore, RouteStore
 from gateway.config import Settings
@@ -36,6 +36,7 @@ from gateway.coreapi.lookups import Lookups, per_process_concurrency
 from gateway.coreapi.mirror import CoreApiEndpoints
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.ledger.admin import admin_routes
+from gateway.ledger.auction_legs import LegRecorder
 from gateway.ledger.build import build_ledger
 from gateway.ledger.tap import OutcomeTap
 from gateway.observe.health import DrainState, Health
@@ -125,7 +126,10 @@ def create_app(
     metrics.track_upstream_pool("rtb", lambda: rtb.connections_in_use)
     metrics.track_upstream_pool("core_api", lambda: core_api.in_flight)
 
-    desk = build_auctions(settings, metrics, rtb, shield, seam)
+    ledger = build_ledger(settings, metrics)
+    desk = build_auctions(
+        settings, metrics, rtb, shield, seam, LegRecorder(ledger, settings.sub_id_tag)
+    )
     rtb_parts: dict[str, Any] = dict(
         rtb=rtb,
         shield=shield,
@@ -152,7 +156,6 @@ def create_app(
     health = Health(drain)
     # /stats and /metrics under a flood: bodies kept between builds, requests paced.
     ops_pacer = OpsPacer(settings.ops_max_rps, settings.ops_max_waiting)
-    ledger = build_ledger(settings, metrics)
     reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
     routes: list[BaseRoute] = [
@@ -282,6 +285,7 @@ def build_auctions(
     rtb: RtbClient,
     shield: Shield,
     seam: RedisSeam | None,
+    record_legs: Callable[[AuctionResult], None] | None = None,
 ) -> AuctionDesk | None:
     """The auctions of ``GATEWAY_AUCTIONS_FILE`` (None without one). Each distinct
     destination upstream gets its own client, pool and breaker; the default upstream's is
@@ -318,7 +322,7 @@ def build_auctions(
     )
     auctioneer = Auctioneer(
         book.client_for,
-        on_settled=auction_metrics.settled,
+        on_settled=_both(auction_metrics.settled, record_legs),
         max_late_legs=settings.auction_late_legs_max,
         on_late_refused=auction_metrics.late_refused.inc,
     )
@@ -403,3 +407,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     else:
         error = HttpError(exc.status_code, str(exc.detail), headers=exc.headers)
     return error.response()
+
+
+def _both(
+    count: Callable[[AuctionResult], None], record: Callable[[AuctionResult], None] | None
+) -> Callable[[AuctionResult], None]:
+    """A settled auction is counted in the metrics, then its legs go to the ledger."""
+    if record is None:
+        return count
+
+    def settled(result: AuctionResult) -> None:
+        count(result)
+        record(result)
+
+    return settled

@@ -21,9 +21,10 @@ import logging
 import time
 
 from starlette.responses import Response
-from starlette.types import Send
+from starlette.types import Scope, Send
 
 from gateway.errors import NotFound, UpstreamError, UpstreamUnavailable
+from gateway.ledger.auction_legs import AUCTION
 from gateway.observe.results import COALESCED, HIT, NONE
 from gateway.observe.stats import current_request
 from gateway.ping.requests import Confirmation, Ping
@@ -72,9 +73,16 @@ class AuctionDesk:
         return self.book.table
 
     async def serve(
-        self, auction: Auction, ping: Ping, arrived: float, deadline: float, send: Send
+        self,
+        auction: Auction,
+        ping: Ping,
+        arrived: float,
+        deadline: float,
+        send: Send,
+        scope: Scope | None = None,
     ) -> str:
-        """Answer ``ping`` by running ``auction``; returns the shield result."""
+        """Answer ``ping`` by running ``auction``; returns the shield result. ``scope``
+        gets the auction's name and winner for the request's own ledger event."""
         due = min(deadline, arrived + auction.budget_ms / 1000)
         ran: list[AuctionResult] = []
 
@@ -104,6 +112,8 @@ class AuctionDesk:
                 # auction itself never raises): no bid within the budget.
                 answer, shield_result = NO_TARGET, COALESCED
         winner = ran[0].winner if ran else None
+        if scope is not None:
+            scope[AUCTION] = (auction.name, winner.destination if winner is not None else None)
         headers = [(b"x-shield", _X_SHIELD[shield_result])]
         if shield_result in (HIT, COALESCED) and not ran:
             headers.append((b"x-outcome", _REPEAT))

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from gateway.observe.stats import current_request
 from gateway.ping.forwarder import RtbClient
 from gateway.ping.requests import Ping
 from gateway.wire.answer import UpstreamAnswer
@@ -58,6 +59,10 @@ class AuctionResult:
     mode: str
     legs: list[LegResult] = field(default_factory=list)
     winner: LegResult | None = None
+    # The request it ran for (its X-Request-ID) and the ping: what the ledger's leg
+    # events carry besides the legs themselves.
+    request_id: str | None = None
+    ping: Ping | None = None
 
     @property
     def outcome(self) -> str:
@@ -98,7 +103,13 @@ class Auctioneer:
 
     async def run(self, auction: Auction, ping: Ping, deadline: float) -> AuctionResult:
         """The auction's result by ``deadline`` (the budget, already capped by the caller)."""
-        result = AuctionResult(auction.name, auction.mode)
+        request = current_request.get()
+        result = AuctionResult(
+            auction.name,
+            auction.mode,
+            request_id=request.request_id if request is not None else None,
+            ping=ping,
+        )
         started: list[asyncio.Task[LegResult]] = []
         try:
             if auction.mode == PARALLEL:

@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.ledger.auction_legs import AUCTION
 from gateway.ledger.events import Event
 from gateway.ledger.outcomes import (
     CONFIRM,
@@ -49,6 +50,16 @@ def _preset(headers: Any) -> str | None:
         if name == _X_OUTCOME:
             return _CODES.get(value)
     return None
+
+
+def _auction_of(scope: Scope) -> tuple[int, str | None, str | None]:
+    """(leg, destination, auction) of a request's own event: leg 0, and for an auction
+    its winner (None without one) and name (gateway/ledger/auction_legs.py records the legs)."""
+    ran = scope.get(AUCTION)
+    if ran is None:
+        return 0, None, None
+    name, winner = ran
+    return 0, winner, name
 
 
 class OutcomeTap:
@@ -163,5 +174,6 @@ class OutcomeTap:
                 uuid,
                 time.perf_counter() - started,
                 upstream_s,
+                *_auction_of(scope),
             )
         )

@@ -85,7 +85,9 @@ class CreateReservation(RtbEndpoint):
             desk = self.auctions
             if desk is not None and (auction := desk.table.get(ping.key)) is not None:
                 arrived = deadline - self.timeout_s
-                scope["shield_result"] = await desk.serve(auction, ping, arrived, deadline, send)
+                scope["shield_result"] = await desk.serve(
+                    auction, ping, arrived, deadline, send, scope
+                )
                 return
             rtb = self.rtb
 
