@@ -35,6 +35,8 @@ from gateway.coreapi.client import CoreApiClient
 from gateway.coreapi.lookups import Lookups, per_process_concurrency
 from gateway.coreapi.mirror import CoreApiEndpoints
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
+from gateway.observe import logs
+from gateway.observe.access_log import AccessLog
 from gateway.observe.health import DrainState, Health
 from gateway.observe.metrics import CONTENT_TYPE, Metrics
 from gateway.observe.middleware import RequestMiddleware
@@ -161,10 +163,18 @@ def create_app(
         *core_endpoints.routes(),
     ]
 
+    access = AccessLog(
+        logs.destination(),
+        sample=settings.access_log_sample,
+        max_bytes=settings.access_log_buffer_bytes,
+        on_drop=metrics.access_log_dropped.inc,
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(metrics.close)
+            stack.callback(access.close)  # last: the lines of the final requests
             if seam is not None:  # closed last: the shield and the cache use it to the end
                 await seam.start()
                 stack.push_async_callback(seam.close)
@@ -206,7 +216,7 @@ def create_app(
         max_query_bytes=settings.max_query_bytes,
         on_refusal=metrics.protect_refusal,
     )
-    app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
+    app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes, access=access)
     return app
 
 

@@ -151,6 +151,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drain_delay_s: float = 5.0
     log_format: str = "auto"  # text on a terminal, JSON lines otherwise
     log_level: str = "info"
+    access_log_sample: float = 1.0  # share of 2xx access lines kept; 4xx/5xx always logged
+    access_log_buffer_bytes: int = 1024 * 1024  # access lines waiting on a slow log reader
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -229,6 +231,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(
                 "GATEWAY_LOG_LEVEL", "must be one of debug, info, warning, error, critical"
             )
+        if not 0.0 <= self.access_log_sample <= 1.0:
+            raise ConfigError("GATEWAY_ACCESS_LOG_SAMPLE", "must be between 0 and 1")
+        _positive("GATEWAY_ACCESS_LOG_BUFFER_BYTES", self.access_log_buffer_bytes, upper=1024**3)
+        if self.access_log_buffer_bytes < 4096:
+            raise ConfigError("GATEWAY_ACCESS_LOG_BUFFER_BYTES", "must be at least 4096")
 
     def _validate_protections(self) -> None:
         for var, spec, overrides in (

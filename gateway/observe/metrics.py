@@ -226,6 +226,12 @@ class Metrics:
             "Confirmations whose uuid index was lost, forgotten at the bound before a repeat",
             registry=r,
         )
+        self.access_log_dropped = Counter(
+            "gateway_access_log_dropped_total",
+            "Access log lines dropped because the log reader was too slow (buffer full) "
+            "or the log destination failed",
+            registry=r,
+        )
         self.redis_duration = Histogram(
             "gateway_redis_command_duration_seconds",
             "Time spent on one Redis command or script, by outcome",
@@ -288,6 +294,7 @@ class Metrics:
             self.shield_store_evicted,
             self.shield_orphans_dropped,
             self.rate_limit_fallbacks,
+            self.access_log_dropped,
         ):
             unlock(unlabelled)
 
