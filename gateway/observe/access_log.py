@@ -61,6 +61,9 @@ access_records = logging.getLogger("gateway.access")
 
 PIPE_BUF = getattr(select, "PIPE_BUF", 4096)
 DEFAULT_BUFFER_BYTES = 1024 * 1024
+# The millisecond parts of the timestamps, made once: an f-string per line cost 0.3 us.
+_JSON_MS = tuple(f".{ms:03d}Z" for ms in range(1000))
+_TEXT_MS = tuple(f",{ms:03d}" for ms in range(1000))
 
 
 class AccessLine(msgspec.Struct, omit_defaults=True, gc=False):
@@ -274,7 +277,7 @@ class AccessLog:
     ) -> None:
         self.sample = sample
         self._on_drop = on_drop
-        self._clean: dict[str, bool] = {}  # route templates and shield words: bounded
+        self._clean: set[str] = set()  # route templates and shield words known clean
         self._encoder = msgspec.json.Encoder()
         self._second = -1
         self._stamp = ""
@@ -301,7 +304,7 @@ class AccessLog:
         foreign_id: bool = True,
     ) -> None:
         """Log one request (``foreign_id``: the request id came from the client)."""
-        if 200 <= status < 300 and self.sample < 1.0 and random.random() >= self.sample:
+        if self.sample < 1.0 and 200 <= status < 300 and random.random() >= self.sample:
             return
         duration_ms = round(seconds * 1000, 3)
         upstream_ms = None if upstream_seconds is None else round(upstream_seconds * 1000, 3)
@@ -321,9 +324,10 @@ class AccessLog:
             )
             return
         now = time.time()
+        clean = self._clean
         dirty = (
-            not self._is_clean(route)
-            or (shield is not None and not self._is_clean(shield))
+            (route not in clean and not self._is_clean(route))
+            or (shield is not None and shield not in clean and not self._is_clean(shield))
             or (foreign_id and suspect(request_id))
         )
         pending = buffer.pending
@@ -368,12 +372,12 @@ class AccessLog:
         buffer.added()
 
     def _is_clean(self, word: str) -> bool:
-        clean = self._clean.get(word)
-        if clean is None:
-            clean = not suspect(word)
-            if len(self._clean) < 4096:  # templates and words are few; a bound all the same
-                self._clean[word] = clean
-        return clean
+        """Remember clean words (route templates, shield words: few, chosen by code)."""
+        if suspect(word):
+            return False
+        if len(self._clean) < 4096:  # a bound all the same
+            self._clean.add(word)
+        return True
 
     def _json_time(self, now: float) -> str:
         """As the JSON formatter: ISO 8601 UTC, milliseconds; seconds formatted once."""
@@ -382,14 +386,14 @@ class AccessLog:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
-        return f"{self._stamp}.{int((now - second) * 1000):03d}Z"
+        return self._stamp + _JSON_MS[int((now - second) * 1000)]
 
     def _text_time(self, now: float) -> str:
         """As ``logging.Formatter``: local time, ``,`` and milliseconds."""
         second = int(now)
         if second != self._second:
             self._json_time(now)
-        return f"{self._local},{int((now - second) * 1000):03d}"
+        return self._local + _TEXT_MS[int((now - second) * 1000)]
 
     def close(self) -> None:
         if self.buffer is not None:
