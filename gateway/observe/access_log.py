@@ -118,6 +118,7 @@ class LineBuffer:
         self._chunk = 0  # 0: all pending per write; else PIPE_BUF chunks cut at line ends
         self._opened = False
         self._failed_once = False
+        self._finalizers: list[weakref.finalize] = []  # closes what _open opened
 
     def added(self) -> None:
         """Lines were appended to :attr:`pending`: make sure a flush will send them."""
@@ -233,7 +234,7 @@ class LineBuffer:
             own = os.dup(fd)
         elif stat.S_ISSOCK(mode):
             sock = self._sock = socket.socket(fileno=os.dup(fd))
-            weakref.finalize(self, sock.close)
+            self._finalizers.append(weakref.finalize(self, sock.close))
             return
         else:
             try:
@@ -247,7 +248,7 @@ class LineBuffer:
             if stat.S_ISFIFO(mode):
                 self._chunk = PIPE_BUF
         self._fd = own
-        weakref.finalize(self, os.close, own)
+        self._finalizers.append(weakref.finalize(self, os.close, own))
 
     def _flush_stream(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -262,6 +263,15 @@ class LineBuffer:
         self.pending.clear()
         if lost:
             self._on_lost(lost)
+        # Our description goes now (a reader waiting for end-of-file must see it); a
+        # line written after this opens a new one.
+        for finalizer in self._finalizers:
+            finalizer()
+        self._finalizers.clear()
+        self._fd = None
+        self._sock = None
+        self._chunk = 0
+        self._opened = False
 
 
 class AccessLog:

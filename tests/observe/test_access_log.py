@@ -236,3 +236,24 @@ async def test_a_closed_reader_counts_the_lost_lines(capture_logs: CaptureLogs) 
         assert sum(dropped) == 6
     # Said once, through logging, not once per line.
     assert logs.getvalue().count("access log lines lost") == 1
+
+
+async def test_close_lets_the_reader_see_the_end_and_a_later_line_reopens() -> None:
+    r, w = os.pipe()
+    stream = open(w, "w", encoding="utf-8")  # noqa: SIM115
+    access = AccessLog(Destination(stream, True))
+    assert access.buffer is not None
+    for n in range(2):
+        access.write("/healthz", "GET", 200, 0.001, f"{n:032x}", None, None, foreign_id=False)
+        access.buffer.flush()
+        access.close()
+    stream.close()  # the last write end but the ones the access log opened and closed
+    os.set_blocking(r, False)
+    try:
+        data = os.read(r, 65536)
+        assert os.read(r, 65536) == b""  # end of file: no description of ours left open
+    finally:
+        os.close(r)
+    assert [json.loads(line)["request_id"] for line in data.decode().splitlines()] == [
+        f"{n:032x}" for n in range(2)
+    ]
