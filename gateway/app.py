@@ -39,6 +39,8 @@ from gateway.ledger.admin import admin_routes
 from gateway.ledger.auction_legs import LegRecorder
 from gateway.ledger.build import build_ledger
 from gateway.ledger.tap import OutcomeTap
+from gateway.observe import logs
+from gateway.observe.access_log import AccessLog
 from gateway.observe.health import DrainState, Health
 from gateway.observe.metrics import CONTENT_TYPE, Metrics
 from gateway.observe.middleware import RequestMiddleware
@@ -177,10 +179,18 @@ def create_app(
         *core_endpoints.routes(),
     ]
 
+    access = AccessLog(
+        logs.destination(),
+        sample=settings.access_log_sample,
+        max_bytes=settings.access_log_buffer_bytes,
+        on_drop=metrics.access_log_dropped.inc,
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(metrics.close)
+            stack.callback(access.close)  # last: the lines of the final requests
             if seam is not None:  # closed last: the shield and the cache use it to the end
                 await seam.start()
                 stack.push_async_callback(seam.close)
@@ -225,7 +235,7 @@ def create_app(
         on_refusal=metrics.protect_refusal,
         ops_pacer=ops_pacer,
     )
-    app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
+    app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes, access=access)
     # Outermost: X-Outcome and the ledger event for every publisher answer, whoever wrote it.
     app.add_middleware(
         OutcomeTap, ledger=ledger, count=metrics.outcome, sub_id_tag=settings.sub_id_tag

@@ -15,6 +15,13 @@ the same box, so every number is measured in one run, one harness, same pinning:
   a stated cap (``GATEWAY_SHIELD_MEMORY_MAX_ENTRIES``); resident memory must not move by
   more than 10%.
 
+Request logs are on for both sides by default, as users run them: nginx writes its
+``combined`` access log to a file in its prefix, the gateway runs at its default log level
+(``info``) with its access log going to its log file. ``--logs off`` runs both without
+(nginx ``access_log off``, the gateway at ``warning``); ``--logs both`` runs every
+throughput scenario both ways and prints both ratios (the fixed-rate and RSS runs use logs
+on).
+
 The server under test (nginx proxy or gateway) is pinned to core 0; wrk, the rate
 client, the upstream nginx and redis-server share core 1. Everything listens on
 127.0.0.1 and is stopped at the end, on errors and on signals. Every run is bounded.
@@ -109,6 +116,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--server-cpu", type=int, default=0)
     p.add_argument("--load-cpu", type=int, default=1)
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument(
+        "--logs",
+        choices=("on", "off", "both"),
+        default="on",
+        help="request logs of both servers (on: nginx access_log to a file, the gateway at "
+        "its default level; both: each throughput scenario both ways)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.rss_callers, args.rounds = 5.0, 1.0, 100_000, 1
@@ -206,17 +220,22 @@ class Bench:
         self.runs = 0
         self.upstream_port = 0
         self.redis_url: str | None = None
+        # The fixed-rate, RSS, probe and profile runs log as the first mode asked for.
+        self.logs = args.logs != "off"
 
     # servers
 
-    def start_gateway(self, name: str, **env: str) -> tuple[Child, str]:
+    def start_gateway(self, name: str, logs: bool | None = None, **env: str) -> tuple[Child, str]:
+        """A gateway on core ``--server-cpu``; ``logs``: its default level (``info``, one
+        access line per request into its log file) or ``warning`` (no access lines)."""
         port = free_port()
         upstream = f"http://{HOST}:{self.upstream_port}"
+        logs = self.logs if logs is None else logs
         settings = {
             "GATEWAY_RTB_UPSTREAM_URL": upstream,
             "GATEWAY_CORE_API_URL": upstream,
             "GATEWAY_CORE_API_V2_URL": upstream,
-            "GATEWAY_LOG_LEVEL": "warning",
+            "GATEWAY_LOG_LEVEL": "info" if logs else "warning",
             "GATEWAY_LOG_FORMAT": "json",
             "GATEWAY_DRAIN_DELAY_S": "0",
             **env,
@@ -392,7 +411,7 @@ def _fmt_row(row: dict[str, Any]) -> str:
     if shield is not None:
         note = " shield " + (",".join(f"{k}={v}" for k, v in shield.items()) or "inactive")
     return (
-        f"  {row['scenario']:<26} {row['rps']:>9,.0f} req/s  p50 {row['p50_ms']:7.2f} ms  "
+        f"  {row['scenario']:<36} {row['rps']:>9,.0f} req/s  p50 {row['p50_ms']:7.2f} ms  "
         f"p99 {row['p99_ms']:7.2f} ms  err {row['errors']:>5}  CPU {row['cpu_pct']:5.1f}%  "
         f"{row['cpu_us_per_req']:6.0f} µs/req  peak RSS {row['peak_rss_mib']:6.1f} MiB  "
         f"other CPU {row['other_cpu_pct']:4.0f}%{note}"
@@ -410,36 +429,52 @@ def run_throughput(b: Bench, shield_on: bool) -> tuple[list[dict[str, Any]], lis
     """
     a = b.args
     print("\nThroughput (wrk, closed loop, server pinned to core "
-          f"{a.server_cpu}, load on core {a.load_cpu}; best of {a.rounds} rounds):",
-          flush=True)  # fmt: skip
+          f"{a.server_cpu}, load on core {a.load_cpu}; best of {a.rounds} rounds; request "
+          f"logs {a.logs}):", flush=True)  # fmt: skip
 
-    def proxy() -> tuple[Child, str]:
-        child, port = nginx.start_proxy(b.procs, b.upstream_port, cpus=[a.server_cpu])
-        return child, f"http://{HOST}:{port}"
+    scenarios: list[tuple[str, Any, str, dict[str, Any]]] = []
+    for logs in log_modes(a.logs):
+        tag = scenario_tag(a.logs, logs)
 
-    # nginx does not care who calls; prebuilt requests (repeat mode) keep wrk's own cost
-    # per request lowest, so the baseline is limited as little as possible by core 1.
-    scenarios: list[tuple[str, Any, str, dict[str, Any]]] = [
-        ("nginx proxy_pass", proxy, "repeat", {"BENCH_START": HIT_CALLERS_AT, "BENCH_CALLERS": 100})
-    ]
-    stores: list[tuple[str, dict[str, str]]] = [("memory", {})]
-    if b.redis_url and shield_on:
-        stores.append(("redis", {"GATEWAY_REDIS_URL": b.redis_url}))
-    for store, env in stores:
-        for path, mode, lua in (
-            ("hit", "repeat", {"BENCH_START": HIT_CALLERS_AT, "BENCH_CALLERS": 100}),
-            ("forward", "unique", {"BENCH_START": FORWARD_AT}),
-        ):
-            name = f"gateway {path} ({store})"
+        def proxy(logs: bool = logs, tag: str = tag) -> tuple[Child, str]:
+            child, port = nginx.start_proxy(
+                b.procs,
+                b.upstream_port,
+                cpus=[a.server_cpu],
+                access_log=logs,
+                name=slug("nginx proxy" + tag),
+            )
+            return child, f"http://{HOST}:{port}"
 
-            def start(name: str = name, env: dict[str, str] = env) -> tuple[Child, str]:
-                return b.start_gateway(name.replace(" ", "-").replace("(", "").replace(")", ""),
-                                       **env)  # fmt: skip
+        scenarios.append(
+            (
+                "nginx proxy_pass" + tag,
+                proxy,
+                "repeat",
+                {"BENCH_START": HIT_CALLERS_AT, "BENCH_CALLERS": 100},
+            )
+        )
+        stores: list[tuple[str, dict[str, str]]] = [("memory", {})]
+        if b.redis_url and shield_on:
+            stores.append(("redis", {"GATEWAY_REDIS_URL": b.redis_url}))
+        for store, env in stores:
+            for path, mode, lua in (
+                ("hit", "repeat", {"BENCH_START": HIT_CALLERS_AT, "BENCH_CALLERS": 100}),
+                ("forward", "unique", {"BENCH_START": FORWARD_AT}),
+            ):
+                name = f"gateway {path} ({store}){tag}"
 
-            scenarios.append((name, start, mode, lua))
+                def start(
+                    name: str = name, env: dict[str, str] = env, logs: bool = logs
+                ) -> tuple[Child, str]:
+                    return b.start_gateway(slug(name), logs, **env)
+
+                scenarios.append((name, start, mode, lua))
     only = [w.strip() for w in a.only.split(",") if w.strip()]
     if only:
-        scenarios = [s for i, s in enumerate(scenarios) if i == 0 or any(w in s[0] for w in only)]
+        scenarios = [
+            s for s in scenarios if s[0].startswith("nginx") or any(w in s[0] for w in only)
+        ]
     best: dict[str, dict[str, Any]] = {}
     every = []
     for round_no in range(1, a.rounds + 1):
@@ -453,6 +488,46 @@ def run_throughput(b: Bench, shield_on: bool) -> tuple[list[dict[str, Any]], lis
             if name not in best or row["rps"] > best[name]["rps"]:
                 best[name] = row
     return [best[name] for name, *_ in scenarios], every
+
+
+def slug(name: str) -> str:
+    """A scenario's name as a file name: ``gateway hit (memory) [logs off]`` ->
+    ``gateway-hit-memory-logs-off``."""
+    return "-".join("".join(c if c.isalnum() else " " for c in name).split())
+
+
+def log_modes(choice: str) -> list[bool]:
+    """Request logs on (True) and/or off, the one the targets are judged on first."""
+    return {"on": [True], "off": [False], "both": [True, False]}[choice]
+
+
+def scenario_tag(choice: str, logs: bool) -> str:
+    """The suffix that tells a second mode's rows apart (none for the first mode)."""
+    return " [logs off]" if choice == "both" and not logs else ""
+
+
+def ratios(throughput: list[dict[str, Any]], choice: str) -> list[str]:
+    """Each gateway row against nginx with the same request logs, by req/s and per CPU."""
+    rows = {r["scenario"]: r for r in throughput}
+    out = []
+    for logs in log_modes(choice):
+        tag = scenario_tag(choice, logs)
+        base = rows.get("nginx proxy_pass" + tag)
+        if not base:
+            continue
+        word = "on for both (nginx access_log to a file, the gateway's default level)"
+        out.append(f"  request logs {word if logs else 'off on both sides'}:")
+        for r in throughput:
+            same_logs = r["scenario"].endswith(" [logs off]") == bool(tag)
+            if not r["scenario"].startswith("gateway") or not same_logs:
+                continue
+            per_cpu = r["capacity_rps"] / max(1.0, base["capacity_rps"])
+            out.append(
+                f"    {r['scenario'].removesuffix(tag):<24} {r['rps'] / base['rps']:6.1%} of "
+                f"nginx's req/s, {per_cpu:6.1%} per CPU second "
+                f"({r['cpu_us_per_req']:.0f} vs {base['cpu_us_per_req']:.0f} µs/req)"
+            )
+    return out
 
 
 def run_fixed_rate(b: Bench) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -678,9 +753,12 @@ def markdown(results: dict[str, Any]) -> str:
         "| req/s per CPU core | vs nginx | peak RSS MiB | other CPU % |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    base = results["throughput"][0]["rps"]
-    base_cap = results["throughput"][0]["capacity_rps"] or 1.0
+    bases = {r["scenario"]: r for r in results["throughput"] if r["scenario"].startswith("nginx")}
     for r in results["throughput"]:
+        off = r["scenario"].endswith("[logs off]")
+        nginx_row = bases.get("nginx proxy_pass" + (" [logs off]" if off else ""))
+        nginx_row = nginx_row or results["throughput"][0]
+        base, base_cap = nginx_row["rps"], nginx_row["capacity_rps"] or 1.0
         lines.append(
             f"| {r['scenario']} | {r['rps']:,.0f} | {r['rps'] / base:.1%} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r['errors']} | {r['cpu_pct']:.0f} | {r['cpu_us_per_req']:.0f} | "
@@ -705,6 +783,9 @@ def markdown(results: dict[str, Any]) -> str:
         "rest of the machine (not this bench) used meanwhile, in % of one core: high values "
         "mean a noisy run.",
     ]
+    if results.get("ratios"):
+        lines += ["", "Gateway vs nginx with the same request logs:", "", "```"]
+        lines += [*results["ratios"], "```"]
     lines += ["", "| target | result | measured |", "| --- | --- | --- |"]
     for name, ok, detail in results["verdicts"]:
         word = "n/a" if ok is None else ("met" if ok else "MISSED")
@@ -756,6 +837,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ping shield {'active' if shield_on else 'NOT active (every ping forwarded)'}")
 
         results["throughput"], results["throughput_rounds"] = run_throughput(bench, shield_on)
+        results["ratios"] = ratios(results["throughput"], args.logs)
+        print("\nGateway vs nginx, same request logs:\n" + "\n".join(results["ratios"]))
         if not args.skip_rate:
             results["fixed_rate"], results["fixed_rate_rounds"] = run_fixed_rate(bench)
         if not args.skip_rss:

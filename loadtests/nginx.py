@@ -2,7 +2,10 @@
 
 Each runs from its own prefix in the bench's output folder (config, pid, temp paths,
 error log), in the foreground (``daemon off``) so :class:`harness.Processes` owns it,
-with one worker, access logs off and keepalive on, listening on 127.0.0.1 only.
+with one worker and keepalive on, listening on 127.0.0.1 only. The upstream never logs
+requests (it stands in for Retreaver, it is not measured); the proxy writes nginx's default
+``combined`` access log to ``access.log`` in its prefix unless ``access_log=False``, so it
+pays for request logs as the gateway does at its default level.
 
 * ``upstream``: answers ``POST /rtbs.json`` with one static reservation, the stand-in
   for Retreaver that is fast enough never to be the bottleneck. Its ``expires_at`` lies
@@ -33,7 +36,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 8192; multi_accept on; }}
 http {{
-    access_log off;
+    access_log {access_log};
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
@@ -85,12 +88,18 @@ def nginx_binary() -> str:
 
 
 def _start(
-    procs: Processes, name: str, body: str, port: int, cpus: Sequence[int] | None
+    procs: Processes,
+    name: str,
+    body: str,
+    port: int,
+    cpus: Sequence[int] | None,
+    access_log: bool = False,
 ) -> tuple[Child, int]:
     prefix = procs.log_dir / name
     prefix.mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
-    conf.write_text(_COMMON.format(prefix=prefix, body=body))
+    where = f"{prefix}/access.log combined" if access_log else "off"
+    conf.write_text(_COMMON.format(prefix=prefix, body=body, access_log=where))
     child = procs.start(
         name,
         [nginx_binary(), "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
@@ -107,8 +116,13 @@ def start_upstream(procs: Processes, cpus: Sequence[int] | None = None) -> tuple
 
 
 def start_proxy(
-    procs: Processes, upstream_port: int, cpus: Sequence[int] | None = None
+    procs: Processes,
+    upstream_port: int,
+    cpus: Sequence[int] | None = None,
+    *,
+    access_log: bool = True,
+    name: str = "nginx-proxy",
 ) -> tuple[Child, int]:
     port = free_port()
     body = _PROXY.format(host=HOST, port=port, upstream_port=upstream_port)
-    return _start(procs, "nginx-proxy", body, port, cpus)
+    return _start(procs, name, body, port, cpus, access_log)

@@ -9,7 +9,13 @@ the other core does not count) to the pings served; the best of ``--rounds`` is 
 contention only ever adds. It leaves out uvicorn's HTTP parsing and writing (a fixed
 ~30-40 µs per request on the reference box), so compare its figures with each other.
 
+With ``--logs on`` (the default, as users run it) the app logs at ``info`` and writes
+its access line per ping to a file in the output folder, as ``gateway serve`` would to its
+log destination; ``--logs off`` is the ``warning`` level (no access lines); ``--logs both``
+prints each path both ways, so the difference is the access log's cost per ping.
+
     uv run python loadtests/pathbench.py [--paths hit-redis,forward-redis,forward-memory]
+                                         [--logs on|off|both]
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import nginx
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.observe import logs as gateway_logs
 
 KEY = "7fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
 CODES = ("212", "213", "305", "312", "404", "415", "512", "617", "702", "713", "720", "818")
@@ -102,8 +109,10 @@ async def run_path(app: Any, state: dict[str, Any], bodies: list[bytes], conc: i
     return 1e6 * cpu / len(bodies)
 
 
-async def measure(path: str, upstream: str, redis_url: str, args: argparse.Namespace) -> float:
-    env = {"GATEWAY_RTB_UPSTREAM_URL": upstream, "GATEWAY_LOG_LEVEL": "warning"}
+async def measure(
+    path: str, upstream: str, redis_url: str, args: argparse.Namespace, log_level: str
+) -> float:
+    env = {"GATEWAY_RTB_UPSTREAM_URL": upstream, "GATEWAY_LOG_LEVEL": log_level}
     if path.endswith("redis"):
         env["GATEWAY_REDIS_URL"] = redis_url
     settings = Settings.from_env(env)
@@ -133,6 +142,12 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--cpu", type=int, default=0, help="pin this process to a core")
     p.add_argument("--load-cpu", type=int, default=1, help="nginx and redis-server here")
+    p.add_argument(
+        "--logs",
+        choices=("on", "off", "both"),
+        default="on",
+        help="the access log (on: info level, one JSON line per ping into a file)",
+    )
     args = p.parse_args()
     os.sched_setaffinity(0, {args.cpu})
     import uvloop
@@ -141,9 +156,19 @@ def main() -> int:
     with harness.Processes(out) as procs:
         _, port = nginx.start_upstream(procs, cpus=[args.load_cpu])
         _, redis_url = harness.start_redis(procs, cpus=[args.load_cpu])
-        for path in args.paths.split(","):
-            us = uvloop.run(measure(path, f"http://{harness.HOST}:{port}", redis_url, args))
-            print(f"{path:<16} {us:7.1f} µs CPU/ping (best of {args.rounds})", flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        levels = {"on": ["info"], "off": ["warning"], "both": ["info", "warning"]}[args.logs]
+        with open(out / "gateway.log", "a", encoding="utf-8", buffering=1) as log_file:
+            for path in args.paths.split(","):
+                for level in levels:
+                    gateway_logs.configure("json", level, stream=log_file)
+                    upstream = f"http://{harness.HOST}:{port}"
+                    us = uvloop.run(measure(path, upstream, redis_url, args, level))
+                    word = "logs on " if level == "info" else "logs off"
+                    print(
+                        f"{path:<16} {word} {us:7.1f} µs CPU/ping (best of {args.rounds})",
+                        flush=True,
+                    )
     return 0
 
 

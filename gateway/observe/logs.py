@@ -148,6 +148,32 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
+class Destination:
+    """Where this process's log lines go and in which format, as :func:`configure` set
+    them: the access log (gateway/observe/access_log.py) writes its lines there itself."""
+
+    __slots__ = ("json", "stream")
+
+    def __init__(self, stream: IO[str], json: bool) -> None:
+        self.stream = stream
+        self.json = json
+
+
+# Set by configure(); None until then (lines are then plain records of ``gateway.access``).
+_destination: list[Destination | None] = [None]
+
+
+def destination() -> Destination | None:
+    """This process's log destination, or ``None`` when :func:`configure` never ran."""
+    return _destination[0]
+
+
+def set_destination(value: Destination | None) -> Destination | None:
+    """Replace the destination (tests restore theirs); returns the previous one."""
+    previous, _destination[0] = _destination[0], value
+    return previous
+
+
 LIBRARY_LOGGERS = (
     "uvicorn",
     "uvicorn.error",
@@ -192,6 +218,7 @@ def configure(fmt: str = "json", level: str = "info", stream: IO[str] | None = N
     handler = logging.StreamHandler(stream)
     json = resolve_format(fmt, stream) == "json"
     handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    set_destination(Destination(stream, json))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -233,6 +233,12 @@ class Metrics:
             "Confirmations whose uuid index was lost, forgotten at the bound before a repeat",
             registry=r,
         )
+        self.access_log_dropped = Counter(
+            "gateway_access_log_dropped_total",
+            "Access log lines dropped because the log reader was too slow (buffer full) "
+            "or the log destination failed",
+            registry=r,
+        )
         self.redis_duration = Histogram(
             "gateway_redis_command_duration_seconds",
             "Time spent on one Redis command or script, by outcome",
@@ -334,6 +340,7 @@ class Metrics:
             self.ledger_written,
             self.ledger_dropped,
             self.ledger_write_failures,
+            self.access_log_dropped,
         ):
             unlock(unlabelled)
 

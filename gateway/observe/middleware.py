@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import InternalError, prerender, send_error
+from gateway.observe.access_log import AccessLog
 from gateway.observe.metrics import Metrics
 from gateway.observe.stats import RequestContext, current_request
 
@@ -34,7 +35,6 @@ _REQUEST_ID_OK = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 
-access_log = logging.getLogger("gateway.access")
 log = logging.getLogger("gateway")
 
 _INTERNAL_ERROR = prerender(InternalError)
@@ -66,11 +66,15 @@ class RequestMiddleware:
         metrics: Metrics,
         routes: Iterable[BaseRoute] = (),
         log_access: bool = True,
+        access: AccessLog | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.stats = metrics.stats
         self.log_access = log_access
+        # The app builds it (with its settings and this process's log destination); a
+        # bare middleware logs records, as an app under someone else's logging would.
+        self.access = access if access is not None else AccessLog(None)
         self._templates = route_templates(routes)
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._durations: dict[str, Any] = {}
@@ -82,7 +86,8 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or self._ids.next()
+        incoming = _incoming_request_id(scope)
+        request_id = incoming or self._ids.next()
         request_id_bytes = request_id.encode("ascii")
         scope["request_id"] = request_id
         ctx = RequestContext(request_id)
@@ -119,7 +124,7 @@ class RequestMiddleware:
             self._in_flight.dec()
             current_request.reset(token)
             elapsed = time.perf_counter() - started
-            self._finish(scope, status or 500, elapsed, ctx, request_id)
+            self._finish(scope, status or 500, elapsed, ctx, request_id, incoming is not None)
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")
@@ -134,7 +139,13 @@ class RequestMiddleware:
         return template
 
     def _finish(
-        self, scope: Scope, status: int, elapsed: float, ctx: RequestContext, request_id: str
+        self,
+        scope: Scope,
+        status: int,
+        elapsed: float,
+        ctx: RequestContext,
+        request_id: str,
+        foreign_id: bool,
     ) -> None:
         route = self._route(scope)
         method = scope["method"]
@@ -153,20 +164,16 @@ class RequestMiddleware:
         hist.observe(elapsed)
         shield = scope.get("shield_result")
         self.stats.record(route, status, elapsed, shield, ctx.upstream_seconds, ctx.upstream_errors)
-        if self.log_access and access_log.isEnabledFor(logging.INFO):
-            access_log.info(
-                "request",
-                extra={
-                    "route": route,
-                    "method": method,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "request_id": request_id,
-                    "shield": shield,
-                    "upstream_ms": None
-                    if ctx.upstream_seconds is None
-                    else round(ctx.upstream_seconds * 1000, 3),
-                },
+        if self.log_access and self.access.enabled():
+            self.access.write(
+                route,
+                method,
+                status,
+                elapsed,
+                request_id,
+                shield,
+                ctx.upstream_seconds,
+                foreign_id=foreign_id,
             )
 
 

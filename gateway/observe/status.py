@@ -122,6 +122,7 @@ def replica_stats(metrics: Metrics, settings: Settings, *, draining: bool = Fals
             "hit_ratio": _hit_ratio(state["lookup_cache"]),
         },
         refusals=state["refusals"],
+        access_log={"dropped": state["access_log_dropped"]},
     )
     snapshot["alerts"] = alerts(snapshot, redis=settings.redis_url is not None)
     return snapshot
@@ -193,6 +194,7 @@ def _state(families: Iterable[Any]) -> dict[str, Any]:
         "lookup_cache": {},
         "redis": {},
         "refusals": {},
+        "access_log_dropped": 0,
     }
 
     def add(into: dict[str, Any], key: str, value: float) -> None:
@@ -219,6 +221,8 @@ def _state(families: Iterable[Any]) -> dict[str, Any]:
                 add(state["redis"], labels["outcome"], value)
             elif name == "gateway_protect_refusals_total":
                 add(state["refusals"], labels["reason"], value)
+            elif name == "gateway_access_log_dropped_total":
+                state["access_log_dropped"] += int(value)
     return state
 
 
