@@ -25,9 +25,9 @@ from starlette.routing import BaseRoute, Route
 
 from gateway import __version__
 from gateway.auction.book import AuctionBook
+from gateway.auction.counters import AuctionMetrics
 from gateway.auction.desk import AuctionDesk
 from gateway.auction.exchange import Auctioneer, AuctionResult
-from gateway.auction.metrics import AuctionMetrics
 from gateway.auction.reservations import MemoryRouteStore, RedisRouteStore, RouteStore
 from gateway.config import Settings
 from gateway.coreapi.cache import LookupCache, MemoryLookupCache, RedisLookupCache

@@ -12,5 +12,5 @@ destination it came from, so the one confirmation it ever forwards goes to the w
     exchange.py      waterfall and parallel, the budget, the winner
     reservations.py  uuid -> (auction, destination) until expires_at, in process or Redis
     desk.py          what the RTB endpoints call: run through the shield, answer, confirm
-    metrics.py       the auction's counters (labels: names from the file, fixed words)
+    counters.py      the auction's counters (labels: names from the file, fixed words)
 """

@@ -34,10 +34,10 @@ from gateway.wire.answer import UpstreamAnswer
 from gateway.wire.redis import RedisUnavailable
 
 from .book import AuctionBook
+from .counters import AuctionMetrics
 from .exchange import NO_TARGET, Auctioneer, AuctionResult
 from .file import Auction
 from .legs import LegResult
-from .metrics import AuctionMetrics
 from .reservations import Route, RouteStore, route_digest
 
 log = logging.getLogger("gateway.auction")

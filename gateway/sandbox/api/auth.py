@@ -20,7 +20,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.sandbox.api import knobs
-from gateway.sandbox.api.form_query import merge_get_form
+from gateway.sandbox.api.get_forms import merge_get_form
 from gateway.sandbox.api.render import MESSAGES, error, format_of
 from gateway.sandbox.api.state import CoreApiState
 
