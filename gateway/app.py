@@ -376,7 +376,7 @@ def _lookup_cache(
         return None
     if seam is not None:
         timeout_s = max(settings.redis_timeout_s, LOOKUP_REDIS_TIMEOUT_FLOOR_S)
-        return RedisLookupCache(seam, timeout_s=timeout_s, owns_seam=False)
+        return RedisLookupCache(seam, timeout_s=timeout_s)
     memory = MemoryLookupCache(settings.lookup_cache_max_bytes)
     metrics.track(metrics.lookup_cache_bytes, lambda: memory.used)
     return memory

@@ -49,6 +49,7 @@ from gateway.shield.memory_store import MemoryShieldStore  # noqa: E402
 from gateway.shield.redis_store import RedisShieldStore  # noqa: E402
 from gateway.shield.service import StoreShield  # noqa: E402
 from gateway.wire.answer import UpstreamAnswer  # noqa: E402
+from gateway.wire.redis import RedisSeam  # noqa: E402
 
 KEY = "7fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
 
@@ -120,10 +121,12 @@ def redis_server() -> Iterator[str]:
 
 
 async def shield_step(mode: str, redis_url: str, calls: int) -> dict[str, float]:
+    seam = None
     if mode == "memory":
         shield = StoreShield(MemoryShieldStore(1000))
     else:
-        store = RedisShieldStore.from_url(redis_url, timeout_s=0.05, max_connections=8)
+        seam = RedisSeam(redis_url, timeout_s=0.05, max_connections=8)
+        store = RedisShieldStore(seam)
         shield = StoreShield(store, near_cache_size=1000 if mode == "redis+near" else 0)
     await shield.start()
     try:
@@ -148,6 +151,8 @@ async def shield_step(mode: str, redis_url: str, calls: int) -> dict[str, float]
             assert result == "hit", result
     finally:
         await shield.close()
+        if seam is not None:
+            await seam.close()
     return {"p50_us": percentile(took, 0.5) * 1e6, "p99_us": percentile(took, 0.99) * 1e6}
 
 

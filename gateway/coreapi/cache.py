@@ -36,7 +36,7 @@ import msgspec
 from gateway.coreapi.client import Upstream
 from gateway.coreapi.credentials import credentials_digest
 from gateway.wire.answer import UpstreamAnswer
-from gateway.wire.redis import Breaker, RedisSeam, RedisUnavailable
+from gateway.wire.redis import RedisSeam, RedisUnavailable
 
 KEY_PREFIX = "gw:lookup:"
 GENERATION_PREFIX = "gw:lookup-gen:"
@@ -183,16 +183,13 @@ _decoder = msgspec.msgpack.Decoder(tuple[bytes, str, list[tuple[str, str]]])
 class RedisLookupCache:
     """Entries as msgpack ``(body, content_type, headers)`` with a millisecond TTL.
 
-    ``seam`` is the process's Redis seam; the cache closes it only when it owns it.
+    ``seam`` is the process's Redis seam, shared with the shield (the app closes it).
     """
 
-    def __init__(
-        self, seam: RedisSeam, *, timeout_s: float | None = None, owns_seam: bool = True
-    ) -> None:
+    def __init__(self, seam: RedisSeam, *, timeout_s: float | None = None) -> None:
         self._seam = seam
         self._client = seam.client
         self._timeout_s = timeout_s
-        self._owns_seam = owns_seam
 
     async def get(self, key: str) -> UpstreamAnswer | None:
         raw = await self._call("lookup_get", self._client.get, key)
@@ -241,16 +238,4 @@ class RedisLookupCache:
         return reply
 
     async def close(self) -> None:
-        if self._owns_seam:
-            await self._seam.close()
-
-
-def redis_client(url: str, timeout_s: float) -> RedisSeam:
-    """A Redis seam of the cache's own (tests, tools): short timeouts, no retries, and
-    skipped for :data:`COOLDOWN_S` after one failure. The app shares its one seam."""
-    return RedisSeam(
-        url,
-        timeout_s=timeout_s,
-        max_connections=MAX_CONNECTIONS,
-        breaker=Breaker(1, COOLDOWN_S),
-    )
+        return None  # the seam is the process's

@@ -381,10 +381,6 @@ class Metrics:
 
         return observe
 
-    def shield_result(self, result: str) -> None:
-        """Count one shield lookup (``hit``, ``miss``, ``coalesced``, ``error``, ``bypass``)."""
-        self.bind(self.shield_lookups, result).inc()
-
     def protect_refusal(self, reason: str) -> None:
         """Count one refusal by gateway/protect/ (a reason from ``PROTECT_REASONS``)."""
         child = self._refusals.get(reason)

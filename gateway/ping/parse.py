@@ -33,7 +33,6 @@ from gateway.ping.requests import Confirmation, Ping
 MAX_TAGS = 100
 MAX_TAG_NAME = 64
 MAX_TAG_VALUE = 1024
-MAX_KEY = 128
 MAX_PUBLISHER = 255
 
 KNOWN_FIELDS = frozenset({"key", "publisher_id", "source_id", "caller_number", "inbound_number"})

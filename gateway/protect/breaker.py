@@ -56,7 +56,6 @@ class CircuitBreaker:
         self.open_s = open_s
         self.max_in_flight = max_in_flight
         self.in_flight = 0
-        self.peak_in_flight = 0
         self._clock = clock
         self._on_refusal = on_refusal
         self._on_state = on_state
@@ -88,8 +87,6 @@ class CircuitBreaker:
             self._next_probe = now + self.open_s
             probe = True
         self.in_flight += 1
-        if self.in_flight > self.peak_in_flight:
-            self.peak_in_flight = self.in_flight
         return probe
 
     def release(self, ok: bool | None, probe: bool) -> None:

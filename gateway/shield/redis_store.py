@@ -99,13 +99,11 @@ class RedisShieldStore:
         *,
         observe: ObserverFactory | None = None,
         clock_ms: Callable[[], int] = wall_ms,
-        owns_seam: bool = False,
     ) -> None:
         self._seam = seam
         self._client = seam.client
         self._timeout_s = seam.timeout_s
         self._cluster = seam.cluster
-        self._owns_seam = owns_seam
         observers = {op: observe("shield_" + op) for op in OPERATIONS} if observe else {}
         self._observers: dict[str, Any] = {op: observers.get(op) for op in OPERATIONS}
         self._clock_ms = clock_ms
@@ -114,19 +112,6 @@ class RedisShieldStore:
         self._live = False
         self._listener: asyncio.Task[None] | None = None
         self._closing = False
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        timeout_s: float,
-        max_connections: int,
-        observe: ObserverFactory | None = None,
-    ) -> RedisShieldStore:
-        """A store with a Redis seam of its own (the app shares one seam instead)."""
-        seam = RedisSeam(url, timeout_s=timeout_s, max_connections=max_connections)
-        return cls(seam, observe=observe, owns_seam=True)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,8 +147,6 @@ class RedisShieldStore:
                 if done:
                     break
         self._wakeups.wake_all()
-        if self._owns_seam:
-            await self._seam.close()
 
     # -- operations --------------------------------------------------------------------
 

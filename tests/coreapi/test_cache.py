@@ -13,14 +13,13 @@ from gateway.coreapi.cache import (
     CacheBypassed,
     CacheError,
     MemoryLookupCache,
-    RedisLookupCache,
     cache_key,
     entry_size,
-    redis_client,
 )
 from gateway.coreapi.client import Upstream
 from gateway.wire.answer import UpstreamAnswer
 from tests.support.redis_server import RedisServer
+from tests.support.redis_stores import OwnSeamLookupCache
 
 LINK = ("Link", '<http://up/calls.json?page=2>; rel="next"')
 
@@ -122,7 +121,7 @@ async def test_the_byte_cap_holds_for_any_entry_size() -> None:
 
 
 async def test_redis_cache_round_trip_with_a_millisecond_ttl(redis_server: RedisServer) -> None:
-    cache = RedisLookupCache(redis_client(redis_server.url, 0.5))
+    cache = OwnSeamLookupCache(redis_server.url, 0.5)
     try:
         key = cache_key(Upstream.V1, "/calls.json", b"api_key=k")
         assert await cache.get(key) is None
@@ -140,7 +139,7 @@ async def test_redis_cache_round_trip_with_a_millisecond_ttl(redis_server: Redis
 
 
 async def test_redis_cache_fails_fast_then_skips_the_store(redis_server: RedisServer) -> None:
-    cache = RedisLookupCache(redis_client(redis_server.url, 0.2))
+    cache = OwnSeamLookupCache(redis_server.url, 0.2)
     try:
         await cache.set("k", _answer(), ttl_s=5)
         redis_server.kill()

@@ -57,7 +57,7 @@ class LocalShield:
     ) -> tuple[UpstreamAnswer, str]:
         self.n += 1
         result = RESULTS[self.n % len(RESULTS)]
-        self.metrics.shield_result(result)
+        self.metrics.bind(self.metrics.shield_lookups, result).inc()
         if self.n % 1000 == 0:
             return await forward(), "miss"
         return UpstreamAnswer(200, _ANSWER), result

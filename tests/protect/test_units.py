@@ -224,7 +224,7 @@ def test_breaker_caps_in_flight_without_queueing() -> None:
     assert refusals == ["overloaded"]
     breaker.release(True, False)
     breaker.acquire()
-    assert breaker.peak_in_flight == 2
+    assert breaker.in_flight == 2
 
 
 def test_zero_failures_disables_the_breaker() -> None:

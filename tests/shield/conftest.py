@@ -10,9 +10,9 @@ import pytest
 from gateway.shield.base import ShieldStore
 from gateway.shield.entry import Entry
 from gateway.shield.memory_store import MemoryShieldStore
-from gateway.shield.redis_store import RedisShieldStore
 from gateway.wire.answer import UpstreamAnswer
 from tests.support.redis_server import RedisServer
+from tests.support.redis_stores import OwnSeamShieldStore
 
 # Semantics tests give Redis calls a generous timeout: CI boxes are busy and a spurious
 # timeout would test the failure path, which has tests of its own.
@@ -30,7 +30,9 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[ShieldStore]:
         s: ShieldStore = MemoryShieldStore(1000)
     else:
         server: RedisServer = request.getfixturevalue("redis_server")
-        s = RedisShieldStore.from_url(server.url, timeout_s=SEMANTICS_TIMEOUT_S, max_connections=32)
+        s = OwnSeamShieldStore.from_url(
+            server.url, timeout_s=SEMANTICS_TIMEOUT_S, max_connections=32
+        )
     await s.start()
     try:
         yield s

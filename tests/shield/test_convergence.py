@@ -21,13 +21,13 @@ from gateway.observe.metrics import Metrics
 from gateway.shield.entry import SHIELD_FIELD
 from gateway.shield.keys import index_digest, ping_digest
 from gateway.shield.memory_store import MemoryShieldStore, wall_ms
-from gateway.shield.redis_store import RedisShieldStore
 from gateway.shield.scripts import index_key, shield_keys
 from gateway.shield.service import ORPHANS_MAX, StoreShield
 from gateway.wire.answer import UpstreamAnswer
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
 from tests.shield.test_service import KEY, PING, Upstream, deadline_in, eventually, reservation
 from tests.support.redis_server import RedisServer
+from tests.support.redis_stores import OwnSeamShieldStore
 from tests.support.tcp_proxy import TcpProxy
 
 NEAR_TTL_MS = 1000
@@ -66,7 +66,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
 async def replicas(redis_server: RedisServer) -> AsyncIterator[tuple[Clock, list[StoreShield]]]:
     clock = Clock()
     stores = [
-        RedisShieldStore.from_url(
+        OwnSeamShieldStore.from_url(
             redis_server.url, timeout_s=SEMANTICS_TIMEOUT_S, max_connections=8
         )
         for _ in range(3)
@@ -148,8 +148,8 @@ async def test_a_lease_granted_to_a_timed_out_lookup_is_settled_not_left_to_laps
     forwarded unshielded, then its answer is stored under the token Redis leased to, so
     the caller's next ping (here on another replica) is a hit, not a 5 s wait for the
     orphan lease to lapse followed by a second reservation."""
-    slow_store = RedisShieldStore.from_url(proxy.url, timeout_s=0.1, max_connections=4)
-    direct = RedisShieldStore.from_url(
+    slow_store = OwnSeamShieldStore.from_url(proxy.url, timeout_s=0.1, max_connections=4)
+    direct = OwnSeamShieldStore.from_url(
         redis_server.url, timeout_s=SEMANTICS_TIMEOUT_S, max_connections=4
     )
     a = StoreShield(slow_store, lease_ms=5000)
@@ -181,7 +181,7 @@ async def test_a_failed_forward_after_a_timed_out_lookup_releases_its_lease(
     redis_server: RedisServer, proxy: TcpProxy, redis: Redis
 ) -> None:
     a = StoreShield(
-        RedisShieldStore.from_url(proxy.url, timeout_s=0.1, max_connections=4), lease_ms=5000
+        OwnSeamShieldStore.from_url(proxy.url, timeout_s=0.1, max_connections=4), lease_ms=5000
     )
     await a.start()
     lease_key = shield_keys(ping_digest("key", PING))[1]

@@ -9,6 +9,7 @@ from gateway.shield.redis_store import RedisShieldStore
 from tests.shield.conftest import make_entry_for
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.redis_stores import OwnSeamShieldStore
 
 
 class Events:
@@ -36,7 +37,7 @@ async def test_close_finishes_whenever_it_is_called(redis_server: RedisServer) -
     # A cancellation landing on redis-py's pub/sub read timeout used to be swallowed,
     # leaving close() waiting forever; close at many different moments.
     for i in range(30):
-        store = RedisShieldStore.from_url(redis_server.url, timeout_s=0.05, max_connections=4)
+        store = OwnSeamShieldStore.from_url(redis_server.url, timeout_s=0.05, max_connections=4)
         await store.start()
         await asyncio.sleep(i * 0.005)
         async with asyncio.timeout(10):
@@ -44,7 +45,7 @@ async def test_close_finishes_whenever_it_is_called(redis_server: RedisServer) -
 
 
 async def test_close_finishes_when_redis_is_unreachable() -> None:
-    store = RedisShieldStore.from_url(
+    store = OwnSeamShieldStore.from_url(
         f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.05, max_connections=4
     )
     await store.start()
@@ -55,7 +56,7 @@ async def test_close_finishes_when_redis_is_unreachable() -> None:
 
 async def test_confirmation_on_one_replica_reaches_the_others(redis_server: RedisServer) -> None:
     stores = [
-        RedisShieldStore.from_url(redis_server.url, timeout_s=1.0, max_connections=4)
+        OwnSeamShieldStore.from_url(redis_server.url, timeout_s=1.0, max_connections=4)
         for _ in range(3)
     ]
     events = [Events() for _ in stores]

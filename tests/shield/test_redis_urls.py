@@ -17,8 +17,9 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 
 from gateway.shield.base import FOUND, LEASED
 from gateway.shield.memory_store import wall_ms
-from gateway.shield.redis_store import RedisShieldStore, build_client
+from gateway.shield.redis_store import build_client
 from tests.shield.conftest import make_entry_for
+from tests.support.redis_stores import OwnSeamShieldStore
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def unix_redis() -> Iterator[str]:
 
 
 async def test_unix_socket_store_works(unix_redis: str) -> None:
-    store = RedisShieldStore.from_url(unix_redis, timeout_s=1.0, max_connections=4)
+    store = OwnSeamShieldStore.from_url(unix_redis, timeout_s=1.0, max_connections=4)
     await store.start()
     try:
         assert (await store.acquire("a" * 32, "t", 1000, wall_ms())).kind == LEASED

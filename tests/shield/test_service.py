@@ -18,7 +18,6 @@ from gateway.observe.metrics import Metrics
 from gateway.ping.requests import Ping
 from gateway.shield.keys import ping_digest
 from gateway.shield.memory_store import MemoryShieldStore
-from gateway.shield.redis_store import RedisShieldStore
 from gateway.shield.scripts import shield_keys
 from gateway.shield.service import StoreShield
 from gateway.wire.answer import UpstreamAnswer
@@ -26,6 +25,7 @@ from gateway.wire.redis import Breaker
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.redis_stores import OwnSeamShieldStore
 
 KEY = "7fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
 PING = Ping(KEY, "pub", "+18558485518")
@@ -99,7 +99,7 @@ class Pair:
 async def pair(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[Pair]:
     shields = []
     for _ in range(1 if request.param == "one-process" else 2):
-        store = RedisShieldStore.from_url(
+        store = OwnSeamShieldStore.from_url(
             redis_server.url, timeout_s=SEMANTICS_TIMEOUT_S, max_connections=32
         )
         shields.append(StoreShield(store, near_cache_size=1000, lease_ms=300))
@@ -188,7 +188,7 @@ async def test_near_cache_answers_repeats_and_confirm_invalidates_every_replica(
 ) -> None:
     metrics = Metrics()
     stores = [
-        RedisShieldStore.from_url(
+        OwnSeamShieldStore.from_url(
             redis_server.url,
             timeout_s=SEMANTICS_TIMEOUT_S,
             max_connections=8,
@@ -239,7 +239,7 @@ def _count(metrics: Metrics, command: str) -> float:
 
 async def test_unreachable_redis_fails_open_then_bypasses() -> None:
     metrics = Metrics()
-    store = RedisShieldStore.from_url(
+    store = OwnSeamShieldStore.from_url(
         f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.05, max_connections=4
     )
     shield = StoreShield(store, breaker=Breaker(3, 60.0), metrics=metrics)

@@ -14,24 +14,24 @@ from __future__ import annotations
 import asyncio
 
 from gateway.observe.metrics import Metrics
-from gateway.shield.redis_store import RedisShieldStore
 from gateway.shield.service import StoreShield
 from tests.shield.conftest import SEMANTICS_TIMEOUT_S
 from tests.shield.test_service import PING, Upstream, _count, deadline_in
 from tests.support.redis_server import RedisServer
+from tests.support.redis_stores import OwnSeamShieldStore
 from tests.support.tcp_proxy import TcpProxy
 
 
 async def test_the_answer_does_not_wait_for_the_stores_reply(redis_server: RedisServer) -> None:
     metrics = Metrics()
     async with TcpProxy(redis_server.port) as proxy, TcpProxy(redis_server.port) as other:
-        behind_proxy = RedisShieldStore.from_url(
+        behind_proxy = OwnSeamShieldStore.from_url(
             proxy.url,
             timeout_s=SEMANTICS_TIMEOUT_S,
             max_connections=8,
             observe=metrics.observe_redis,
         )
-        alike = RedisShieldStore.from_url(
+        alike = OwnSeamShieldStore.from_url(
             other.url, timeout_s=SEMANTICS_TIMEOUT_S, max_connections=8
         )
         a, b = StoreShield(behind_proxy), StoreShield(alike)
