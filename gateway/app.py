@@ -248,7 +248,7 @@ def create_app(
 
 def seam_breaker(settings: Settings) -> Breaker:
     """The one skip-Redis-after-failures breaker of a process."""
-    return Breaker(settings.shield_bypass_after, settings.shield_bypass_ms / 1000)
+    return Breaker(settings.redis_bypass_after, settings.redis_bypass_ms / 1000)
 
 
 def build_seam(settings: Settings) -> RedisSeam | None:

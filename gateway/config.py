@@ -109,6 +109,27 @@ def _mask_query(query: str) -> str:
     return "&".join(pairs)
 
 
+# Settings renamed because the old name misled: new name -> old name. The old name still
+# works for one release (the new one wins when both are set); deprecations() names each
+# one in use, for check-config and the start-up log.
+RENAMED = {
+    # They govern the one Redis breaker every Redis user shares (shield, rate limits,
+    # lookup cache), not the shield alone.
+    "GATEWAY_REDIS_BYPASS_AFTER": "GATEWAY_SHIELD_BYPASS_AFTER",
+    "GATEWAY_REDIS_BYPASS_MS": "GATEWAY_SHIELD_BYPASS_MS",
+}
+
+
+def deprecations(env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per old setting name set in ``env``: what to call it now."""
+    env = os.environ if env is None else env
+    return [
+        f"{old} is deprecated and will be removed in the next release: set {new} instead"
+        for new, old in RENAMED.items()
+        if env.get(old, "").strip()
+    ]
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The effective configuration: the one source of every setting.
 
@@ -219,7 +240,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "forwards, so a dead holder is replaced within this",
         ),
     ] = 1000
-    shield_bypass_after: Annotated[
+    redis_bypass_after: Annotated[
         int,
         Meta(
             ge=1,
@@ -228,7 +249,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "after which Redis is skipped",
         ),
     ] = 3
-    shield_bypass_ms: Annotated[
+    redis_bypass_ms: Annotated[
         int,
         Meta(ge=1, le=2000, description="how long Redis is skipped before it is probed again"),
     ] = 1000
@@ -496,12 +517,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 values[name] = overrides[name]
                 continue
             raw = env.get(var)
+            old = RENAMED.get(var)
+            if (raw is None or raw.strip() == "") and old is not None:
+                var, raw = old, env.get(old)
             if raw is None or raw.strip() == "":
                 values[name] = default
                 continue
             values[name] = _coerce(var, raw.strip(), field_type)
         settings = cls(**values)
-        settings.validate()
+        try:
+            settings.validate()
+        except ConfigError as exc:
+            # Name the variable the operator wrote, the old one if that is what is set.
+            written = RENAMED.get(exc.variable)
+            if written is not None and not env.get(exc.variable, "").strip() and env.get(written):
+                raise ConfigError(written, exc.message) from None
+            raise
         return settings
 
     def validate(self) -> None:

@@ -9,7 +9,7 @@ import sys
 import msgspec
 import pytest
 
-from gateway.config import ConfigError, Secret, Settings, mask_url
+from gateway.config import ConfigError, Secret, Settings, deprecations, mask_url
 
 
 def test_defaults_are_the_contracts() -> None:
@@ -164,3 +164,27 @@ def test_caller_number_is_required_unless_turned_optional() -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({"GATEWAY_RTB_CALLER_NUMBER": "sometimes"})
     assert info.value.variable == "GATEWAY_RTB_CALLER_NUMBER"
+
+
+def test_the_old_redis_breaker_names_still_work_for_one_release() -> None:
+    old = {"GATEWAY_SHIELD_BYPASS_AFTER": "7", "GATEWAY_SHIELD_BYPASS_MS": "250"}
+    settings = Settings.from_env(old)
+    assert (settings.redis_bypass_after, settings.redis_bypass_ms) == (7, 250)
+    # The new name wins when both are set, and only old names in use are deprecated.
+    both = Settings.from_env({**old, "GATEWAY_REDIS_BYPASS_AFTER": "9"})
+    assert both.redis_bypass_after == 9
+    assert deprecations({"GATEWAY_REDIS_BYPASS_MS": "250"}) == []
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"GATEWAY_SHIELD_BYPASS_MS": "0"})
+    assert info.value.variable == "GATEWAY_SHIELD_BYPASS_MS"  # the name the operator wrote
+
+
+def test_check_config_says_which_old_names_are_deprecated() -> None:
+    result = _cli("check-config", env={"GATEWAY_SHIELD_BYPASS_AFTER": "7"})
+    assert result.returncode == 0, result.stderr
+    assert msgspec.json.decode(result.stdout)["GATEWAY_REDIS_BYPASS_AFTER"] == 7
+    assert (
+        "deprecated: GATEWAY_SHIELD_BYPASS_AFTER is deprecated and will be removed in the next "
+        "release: set GATEWAY_REDIS_BYPASS_AFTER instead"
+    ) in result.stderr
+    assert "GATEWAY_SHIELD_BYPASS_MS" not in result.stderr

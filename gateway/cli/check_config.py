@@ -18,7 +18,7 @@ from gateway.auction.file import describe as describe_auctions
 from gateway.auction.file import read_auctions
 from gateway.cli.serve import invalid
 from gateway.cli.settings_doc import describe
-from gateway.config import ConfigError, Settings, setting_specs
+from gateway.config import ConfigError, Settings, deprecations, setting_specs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         return invalid(exc)
+    for line in deprecations():
+        sys.stderr.write(f"deprecated: {line}\n")
     shown = settings.masked()
     if auctions is not None:
         # Names, modes, floors and upstreams; every key masked.

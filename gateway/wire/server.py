@@ -38,7 +38,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.supervisors.multiprocess import Process as multiprocess_Process
 
-from gateway.config import Secret, Settings
+from gateway.config import Secret, Settings, deprecations
 from gateway.observe import banner
 from gateway.observe.health import DrainState
 from gateway.observe.metrics import Metrics
@@ -143,6 +143,8 @@ def serve(settings: Settings) -> int:
     from gateway.observe.logs import configure
 
     configure(settings.log_format, settings.log_level)
+    for line in deprecations():
+        log.warning(line)
     if settings.sandbox:
         url = start_sandbox_thread()
         settings = _with(
