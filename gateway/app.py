@@ -48,7 +48,7 @@ from gateway.observe.ops_cache import FRESH_BUILDS, BuildBudget, CachedBody
 from gateway.observe.status import StatsEndpoint, status_endpoint
 from gateway.openapi import openapi_endpoint
 from gateway.ping.data_writing import DataWriting
-from gateway.ping.forwarder import RtbClient
+from gateway.ping.forwarder import Forwarder
 from gateway.ping.front_door import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
@@ -82,7 +82,7 @@ def create_app(
     ``metrics`` with its connection limits (in multiprocess mode, built by the server)."""
     metrics = metrics if metrics is not None else Metrics()
     drain = drain if drain is not None else DrainState()
-    rtb = RtbClient(
+    rtb = Forwarder(
         settings.rtb_upstream_url,
         max_connections=settings.rtb_max_connections,
         observe=metrics.observe_upstream("rtb"),
@@ -292,7 +292,7 @@ def build_shield(settings: Settings, metrics: Metrics, seam: RedisSeam | None = 
 def build_auctions(
     settings: Settings,
     metrics: Metrics,
-    rtb: RtbClient,
+    rtb: Forwarder,
     shield: Shield,
     seam: RedisSeam | None,
     record_legs: Callable[[AuctionResult], None] | None = None,
@@ -305,8 +305,8 @@ def build_auctions(
         return None
     auction_metrics = AuctionMetrics(metrics)
 
-    def make_client(url: str) -> RtbClient:
-        return RtbClient(
+    def make_client(url: str) -> Forwarder:
+        return Forwarder(
             url,
             max_connections=settings.rtb_max_connections,
             observe=metrics.observe_upstream("rtb"),

@@ -9,7 +9,7 @@ Reloads happen on SIGHUP and when the file changes (a ``stat`` every
 ``GATEWAY_AUCTIONS_RELOAD_S`` seconds: mtime, size and inode, so a ConfigMap's symlink
 swap counts too). An invalid new file keeps the auctions in force and logs why: the
 error names auction, destination and field, never a key. Each destination's upstream
-gets one :class:`~gateway.ping.forwarder.RtbClient` (its own pool and breaker), made when
+gets one :class:`~gateway.ping.forwarder.Forwarder` (its own pool and breaker), made when
 first needed and kept until shutdown; the default upstream reuses the gateway's own
 client, so an auction destination and a plain ping to the same Retreaver share a pool.
 """
@@ -23,7 +23,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 
-from gateway.ping.forwarder import RtbClient
+from gateway.ping.forwarder import Forwarder
 
 from .file import Auction, AuctionsFileError, Destination, read_auctions
 
@@ -31,7 +31,7 @@ log = logging.getLogger("gateway.auction")
 
 MAX_UPSTREAMS = 64
 
-ClientFactory = Callable[[str], RtbClient]
+ClientFactory = Callable[[str], Forwarder]
 
 
 class AuctionBook:
@@ -41,7 +41,7 @@ class AuctionBook:
         *,
         env: Mapping[str, str],
         default_upstream: str,
-        default_client: RtbClient,
+        default_client: Forwarder,
         make_client: ClientFactory,
         reload_s: float = 2.0,
         on_reload: Callable[[str], None] | None = None,
@@ -49,8 +49,8 @@ class AuctionBook:
         self.path = path
         self._env = env
         self._default_upstream = default_upstream
-        self._clients: dict[str, RtbClient] = {default_upstream.rstrip("/"): default_client}
-        self._own: list[RtbClient] = []
+        self._clients: dict[str, Forwarder] = {default_upstream.rstrip("/"): default_client}
+        self._own: list[Forwarder] = []
         self._make_client = make_client
         self._reload_s = reload_s
         self._on_reload = on_reload
@@ -71,7 +71,7 @@ class AuctionBook:
     def auctions(self) -> tuple[Auction, ...]:
         return tuple(self.table.values())
 
-    def client_for(self, destination: Destination) -> RtbClient:
+    def client_for(self, destination: Destination) -> Forwarder:
         client = self._clients.get(destination.upstream)
         if client is None:  # cannot happen: clients are made before their table is in force
             raise RuntimeError(f"no client for destination {destination.name!r}")
@@ -131,7 +131,7 @@ class AuctionBook:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _add_clients(self, auctions: tuple[Auction, ...]) -> list[RtbClient]:
+    def _add_clients(self, auctions: tuple[Auction, ...]) -> list[Forwarder]:
         """A client for each upstream not seen before (to be started by the caller)."""
         self._check_upstreams(auctions)
         made = []

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from gateway.observe.stats import current_request
-from gateway.ping.forwarder import RtbClient
+from gateway.ping.forwarder import Forwarder
 from gateway.ping.requests import Ping
 from gateway.wire.answer import UpstreamAnswer
 
@@ -76,7 +76,7 @@ class AuctionResult:
 
 
 Settled = Callable[[AuctionResult], None]
-ClientFor = Callable[[Destination], RtbClient]
+ClientFor = Callable[[Destination], Forwarder]
 
 
 class Auctioneer:

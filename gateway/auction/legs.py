@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
-from gateway.ping.forwarder import RtbClient
+from gateway.ping.forwarder import Forwarder
 from gateway.ping.requests import Ping
 from gateway.wire.answer import UpstreamAnswer
 
@@ -90,7 +90,7 @@ def leg_body(ping: Ping, destination: Destination) -> bytes:
 
 
 async def run_leg(
-    client: RtbClient, body: bytes, destination: Destination, leg: LegResult, deadline: float
+    client: Forwarder, body: bytes, destination: Destination, leg: LegResult, deadline: float
 ) -> LegResult:
     """Send one leg and fill ``leg`` in; never raises (cancellation aside)."""
     started = time.perf_counter()

@@ -424,7 +424,7 @@ class Metrics:
         self._sampled.append((gauge, read))
 
     def track_upstream_pool(self, upstream: str, in_use: Callable[[], float]) -> None:
-        """Pool occupancy of an upstream client, e.g. ``RtbClient.connections_in_use``."""
+        """Pool occupancy of an upstream client, e.g. ``Forwarder.connections_in_use``."""
         self.track(self.upstream_connections.labels(upstream), in_use)  # type: ignore[arg-type]
 
     def track_shield_store_size(self, size: Callable[[], float]) -> None:

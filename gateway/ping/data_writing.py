@@ -31,7 +31,7 @@ from starlette.responses import Response
 
 from gateway.errors import InvalidFields, MethodNotAllowed
 from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
-from gateway.ping.forwarder import RtbClient
+from gateway.ping.forwarder import Forwarder
 from gateway.ping.parse import (
     _UUID,
     check_key,
@@ -82,7 +82,7 @@ class DataWriting:
     and form body), built by ``create_app`` with the pooled RTB client (its data-writing
     base URL) and the ping's guard."""
 
-    rtb: RtbClient
+    rtb: Forwarder
     guard: Guard
     timeout_s: float
     max_body_bytes: int

@@ -1,4 +1,7 @@
-"""RtbClient: forwards validated pings and confirmations to Retreaver's RTB endpoint.
+"""Forwarder: every publisher request that goes upstream, to its Retreaver endpoint.
+
+Pings and confirmations go to the RTB endpoint, call data writes to the data-writing one
+(the class was called ``RtbClient`` until it took on data writing too).
 
 One pool of keep-alive connections per origin and process, on the lean HTTP/1.1 client of
 :mod:`gateway.wire.http1`. The client was chosen by measurement: on the 2-core
@@ -59,8 +62,9 @@ Observer = Callable[[str, float], None]
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 
 
-class RtbClient:
-    """Pooled forwarding to ``{base_url}/rtbs.json`` and ``{base_url}/rtbs/{uuid}.json``."""
+class Forwarder:
+    """Pooled forwarding to ``{base_url}/rtbs.json`` and ``{base_url}/rtbs/{uuid}.json``,
+    and of call data writes to ``{data_writing_url}/data_writing``."""
 
     def __init__(
         self,

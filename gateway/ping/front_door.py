@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.auction.desk import AuctionDesk
 from gateway.errors import JSON, GatewayError, send_error
 from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
-from gateway.ping.forwarder import RtbClient
+from gateway.ping.forwarder import Forwarder
 from gateway.ping.parse import named_in, parse_confirmation, parse_ping
 from gateway.protect.guard import Guard
 from gateway.shield.base import NONE, X_SHIELD, Shield, marked
@@ -48,7 +48,7 @@ _JSON_TYPE = JSON.encode()
 class RtbEndpoint:
     """What both RTB endpoints are built with (by ``create_app``)."""
 
-    rtb: RtbClient
+    rtb: Forwarder
     shield: Shield
     guard: Guard
     timeout_s: float
