@@ -13,6 +13,7 @@ message, fields and headers are given when it is raised::
     │   ├── BadEncoding                400 bad_encoding
     │   ├── InvalidQuery               400 invalid_request   (+ fields for report params)
     │   ├── ClientDisconnected         400 client_disconnected
+    │   ├── Unauthorized               401 unauthorized       (admin routes: Bearer token)
     │   ├── NotFound                   404 not_found
     │   ├── MethodNotAllowed           405 method_not_allowed (+ Allow)
     │   ├── RequestTimeout             408 request_timeout
@@ -24,30 +25,50 @@ message, fields and headers are given when it is raised::
     │   └── HttpError                  400 http_error         (or the status Starlette gave)
     ├── Refusal                        the request is fine; this gateway declines it
     │   ├── Forbidden                  403 forbidden          (RTB key outside the allow-list)
+    │   ├── LoopbackOnly               403 forbidden          (admin routes, no token set)
     │   ├── RateLimited                429 rate_limited       (+ Retry-After)
     │   └── Overloaded                 503 overloaded         (+ Retry-After when retrying helps)
     ├── UpstreamError                  the upstream gave no usable answer
     │   ├── BadGateway                 502 bad_gateway
     │   ├── UpstreamUnavailable        503 upstream_unavailable (breaker open, + Retry-After)
     │   └── UpstreamTimeout            504 upstream_timeout
+    ├── LedgerUnavailable              503 ledger_unavailable (the ledger's store cannot be read)
     ├── NotReady                       503 not_ready          (starting or stopping)
     │   └── Draining                   503 draining           (SIGTERM received)
-    └── InternalError                  500 internal_error     (the one 500: middleware.py)
+    └── InternalError                  500 internal_error     (the one 500: observe/middleware.py)
 
 Beside the tree, errors that are never answered as they are; each is caught and
 translated where it is raised from:
 
-    ConfigError(ValueError)            config.py           a GATEWAY_* setting -> exit 2
-    InvalidPhoneNumber(ValueError)     phone.py            -> InvalidFields (422)
-    RedisUnavailable                   redis.py            any Redis call failed; the shield's
-                                                           StoreUnavailable -> fail open
-    CacheError, CacheBypassed          core_api/cache.py   lookup cache failed -> upstream
-    ExportError                        cli/export_state.py `gateway calls export` -> exit 1
-    _Refused                           protect/connection.py  a head too big or too slow
+    ConfigError(ValueError)            config.py             a GATEWAY_* setting -> exit 2
+    InvalidPhoneNumber(ValueError)     ping/phone.py         -> InvalidFields (422)
+    RedisUnavailable                   wire/redis.py         any Redis call failed; the
+                                                             shield fails open, the rate
+                                                             limits and cache are skipped
+    LinkError                          wire/resp.py          the RESP client's link to a
+    └── LinkTimeout(TimeoutError)                            node failed or timed out
+                                                             -> RedisUnavailable
+    HttpFailure                        wire/http1.py         the HTTP/1.1 client's exchange
+    ├── ConnectFailed                                        failed; each kind carries its
+    ├── TlsFailed                                            words for the 502's message:
+    ├── ClosedEarly                                          -> BadGateway (502) in
+    ├── Reset                                                ping/forwarder.py; httpx2's
+    ├── BrokenBody                                           errors map onto the same kinds
+    ├── Malformed                                            (wire/failures.py), so every
+    └── Unreadable                                           upstream fails in one vocabulary
+    AnswerTooLarge                     wire/answer.py        an answer over its byte limit
+                                                             -> BadGateway (502), connection
+                                                             dropped
+    CacheError, CacheBypassed          coreapi/cache.py      lookup cache failed -> upstream
+    StoreUnavailable                   ledger/store.py       the ledger's store cannot answer
+                                                             -> writer retries; export 503
+    ExportError                        cli/export_state.py   `gateway calls export` -> exit 1
+    _Refused                           wire/protocol.py      a head too big or too slow
 
 Third-party errors are translated at the boundary, one table each: httpx2's in
-``upstream/failures.py``, msgspec's in ``rtb/ping.py``, redis-py's and the RESP
-client's in ``redis.py`` (the one Redis seam, used by shield, rate limits and cache).
+``wire/failures.py``, msgspec's in ``ping/parse.py``, redis-py's and the RESP
+client's in ``wire/redis.py`` (the one Redis seam, used by shield, rate limits and cache),
+asyncpg's in ``ledger/postgres.py``.
 
 Instances are immutable and made per raise. A re-raised instance grows its traceback
 (and keeps every frame in it alive) each time, so an instance shared between requests is
@@ -55,7 +76,7 @@ a memory leak: constructing one in a module body raises ``TypeError`` at import.
 a header to an error already raised, :meth:`GatewayError.with_headers` returns a new one.
 Answers written without Starlette (the ping's fast lane, load shedding, the 500 of the
 request middleware, the readiness probe) go through :func:`send_error`; before there is
-an ASGI app at all (protect/connection.py), :func:`http_bytes`.
+an ASGI app at all (wire/protocol.py), :func:`http_bytes`.
 """
 
 from __future__ import annotations
@@ -190,6 +211,11 @@ class MethodNotAllowed(RequestError):
     default_message = "this method is not allowed here"
 
 
+class Unauthorized(RequestError):
+    status, error = 401, "unauthorized"
+    default_message = "admin routes need Authorization: Bearer <GATEWAY_ADMIN_TOKEN>"
+
+
 class RequestTimeout(RequestError):
     status, error = 408, "request_timeout"
     default_message = "the request did not arrive in time"
@@ -244,6 +270,11 @@ class Forbidden(Refusal):
     default_message = "this RTB key is not accepted by this gateway"
 
 
+class LoopbackOnly(Refusal):
+    status, error = 403, "forbidden"
+    default_message = "admin routes answer loopback clients only while GATEWAY_ADMIN_TOKEN is unset"
+
+
 class RateLimited(Refusal):
     status, error = 429, "rate_limited"
 
@@ -274,6 +305,11 @@ class UpstreamTimeout(UpstreamError):
 
     def __init__(self, upstream: str) -> None:
         super().__init__(f"the {upstream} upstream did not answer in time")
+
+
+class LedgerUnavailable(GatewayError):
+    status, error = 503, "ledger_unavailable"
+    default_message = "the ledger store cannot be read right now; try again shortly"
 
 
 class NotReady(GatewayError):

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.errors import GatewayError, InvalidQuery, Refusal, RequestError
+from gateway.errors import InvalidQuery, LedgerUnavailable, LoopbackOnly, Unauthorized
 from gateway.ledger.events import parse_at
 from gateway.ledger.store import StoreUnavailable
 from gateway.ledger.writer import Ledger
@@ -36,21 +36,6 @@ CHUNK_ROWS = 500
 NDJSON = "application/x-ndjson"
 
 _encoder = msgspec.json.Encoder()
-
-
-class Unauthorized(RequestError):
-    status, error = 401, "unauthorized"
-    default_message = "admin routes need Authorization: Bearer <GATEWAY_ADMIN_TOKEN>"
-
-
-class LoopbackOnly(Refusal):
-    status, error = 403, "forbidden"
-    default_message = "admin routes answer loopback clients only while GATEWAY_ADMIN_TOKEN is unset"
-
-
-class LedgerUnavailable(GatewayError):
-    status, error = 503, "ledger_unavailable"
-    default_message = "the ledger store cannot be read right now; try again shortly"
 
 
 class AdminAuth:

@@ -9,7 +9,8 @@ import pytest
 from starlette.requests import Request
 
 from gateway.config import Secret
-from gateway.ledger.admin import AdminAuth, LoopbackOnly
+from gateway.errors import LoopbackOnly
+from gateway.ledger.admin import AdminAuth
 from tests.conftest import RTB_KEY, MakeGateway
 from tests.ledger.helpers import export, wait_rows
 
