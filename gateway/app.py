@@ -37,6 +37,7 @@ from gateway.coreapi.mirror import CoreApiEndpoints
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.ledger.admin import admin_routes
 from gateway.ledger.build import build_ledger
+from gateway.ledger.reconcile import ReconcileMetrics, build_reconciler, reconcile_routes
 from gateway.ledger.tap import OutcomeTap
 from gateway.observe.health import DrainState, Health
 from gateway.observe.metrics import CONTENT_TYPE, Metrics
@@ -153,6 +154,8 @@ def create_app(
     # /stats and /metrics under a flood: bodies kept between builds, requests paced.
     ops_pacer = OpsPacer(settings.ops_max_rps, settings.ops_max_waiting)
     ledger = build_ledger(settings, metrics)
+    reconciler = build_reconciler(settings, ledger, core_api, ReconcileMetrics(metrics))
+    admin_token = settings.admin_token.reveal() if settings.admin_token else None
     reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
     routes: list[BaseRoute] = [
@@ -170,7 +173,8 @@ def create_app(
         ),
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        *admin_routes(ledger, settings.admin_token.reveal() if settings.admin_token else None),
+        *admin_routes(ledger, admin_token),
+        *reconcile_routes(reconciler, admin_token),
         *core_endpoints.routes(),
     ]
 
@@ -192,7 +196,10 @@ def create_app(
                 stack.push_async_callback(desk.book.close)
                 stack.push_async_callback(desk.close)  # late legs first, then their clients
             await ledger.start()
-            stack.push_async_callback(ledger.close)  # first to close: flushes the queue
+            stack.push_async_callback(ledger.close)  # flushes the queue
+            if reconciler is not None:  # first to close: a pass needs the ledger and client
+                await reconciler.start()
+                stack.push_async_callback(reconciler.close)
             await metrics.start()
             # Everything built so far lives as long as the process: move it out of the
             # cycle collector's way so full collections (pauses on pings) stay short.
