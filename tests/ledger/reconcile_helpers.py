@@ -22,13 +22,8 @@ FAST = dict(
 
 
 def gateway_settings(sandbox_url: str, **more: Any) -> dict[str, Any]:
-    return dict(
-        rtb_upstream_url=sandbox_url,
-        core_api_url=sandbox_url,
-        core_api_v2_url=sandbox_url,
-        **FAST,
-        **more,
-    )
+    base = dict(rtb_upstream_url=sandbox_url, core_api_url=sandbox_url, core_api_v2_url=sandbox_url)
+    return {**base, **FAST, **more}
 
 
 async def ping(client: httpx.AsyncClient, gw: str, caller: str, publisher: str = "pub-1") -> Any:
