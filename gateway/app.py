@@ -50,6 +50,7 @@ from gateway.ping.forwarder import RtbClient
 from gateway.ping.front_door import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
+from gateway.protect.confirm_guard import ConfirmGuard
 from gateway.protect.guard import Guard
 from gateway.protect.ops_pacing import OpsPacer
 from gateway.protect.ratelimit import RateLimiter
@@ -154,7 +155,17 @@ def create_app(
     # /stats and /metrics under a flood: bodies kept between builds, requests paced.
     ops_pacer = OpsPacer(settings.ops_max_rps, settings.ops_max_waiting)
     ledger = build_ledger(settings, metrics)
-    reconciler = build_reconciler(settings, ledger, core_api, ReconcileMetrics(metrics))
+    reconcile_metrics = ReconcileMetrics(metrics)
+    confirm_guard = ConfirmGuard(
+        settings.confirm_guard,
+        window=settings.confirm_guard_window,
+        min_rate=settings.confirm_guard_min_rate,
+        on_verdict=lambda verdict: reconcile_metrics.confirm_guard.labels(verdict).inc(),
+    )
+    guard.confirms = confirm_guard
+    reconciler = build_reconciler(
+        settings, ledger, core_api, reconcile_metrics, on_confirmed_outcome=confirm_guard.settled
+    )
     admin_token = settings.admin_token.reveal() if settings.admin_token else None
     reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
@@ -232,7 +243,11 @@ def create_app(
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes)
     # Outermost: X-Outcome and the ledger event for every publisher answer, whoever wrote it.
     app.add_middleware(
-        OutcomeTap, ledger=ledger, count=metrics.outcome, sub_id_tag=settings.sub_id_tag
+        OutcomeTap,
+        ledger=ledger,
+        count=metrics.outcome,
+        sub_id_tag=settings.sub_id_tag,
+        on_reserved=confirm_guard.reserved if settings.confirm_guard != "off" else None,
     )
     return app
 

@@ -226,6 +226,15 @@ class ReconcileMetrics:
             "Confirmed reservations that ended not_called (Retreaver may penalise them)",
             registry=r,
         )
+        self.confirm_guard = Counter(
+            "gateway_confirm_guard_total",
+            "The confirm guard's verdicts: refused (mode on), would_refuse (shadow), "
+            "forgotten (a bounded map let an entry go)",
+            ("verdict",),
+            registry=r,
+        )
+        for verdict in ("refused", "would_refuse", "forgotten"):
+            self.confirm_guard.labels(verdict)
         for result in ("ok", "error", "locked"):
             self.passes.labels(result)
         for outcome in CALL_OUTCOMES:

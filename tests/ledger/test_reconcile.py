@@ -83,3 +83,37 @@ async def test_reconcile_is_409_when_off_and_behind_admin_auth(
 
 def test_the_sandbox_key_reconciliation_uses_sees_company_1() -> None:
     assert API_KEYS[SANDBOX_API_KEY].active == 1
+
+
+async def test_the_confirm_guard_refuses_a_publisher_whose_confirms_go_uncalled(
+    make_gateway: MakeGateway, sandbox_url: str, client: httpx.AsyncClient
+) -> None:
+    settings = gateway_settings(
+        sandbox_url, confirm_guard="on", confirm_guard_window=2, confirm_guard_min_rate=0.5
+    )
+    async with make_gateway(**settings) as gw:
+        await configure(client, sandbox_url, call_rate=0.0, ttl_s=1)
+        for n in range(2):
+            reservation = await ping(client, gw, f"+1855848580{n}", "pub-lazy")
+            confirmed = await client.put(
+                f"{gw}/rtbs/{reservation['uuid']}.json",
+                json={"key": RTB_KEY, "status": "confirmed"},
+            )
+            assert confirmed.status_code == 200
+        await wait_rows(client, gw, 4)
+        await reconcile_until(client, gw, settled=2)
+        third = await ping(client, gw, "+18558485809", "pub-lazy")
+        refused = await client.put(
+            f"{gw}/rtbs/{third['uuid']}.json", json={"key": RTB_KEY, "status": "confirmed"}
+        )
+        other = await ping(client, gw, "+18558485810", "pub-good")
+        allowed = await client.put(
+            f"{gw}/rtbs/{other['uuid']}.json", json={"key": RTB_KEY, "status": "confirmed"}
+        )
+        metrics = (await client.get(f"{gw}/metrics")).text
+    assert refused.status_code == 429
+    assert refused.headers["x-outcome"] == "rate_limited"
+    assert refused.json()["error"] == "rate_limited"
+    assert allowed.status_code == 200
+    assert 'gateway_confirm_guard_total{verdict="refused"} 1.0' in metrics
+    assert "gateway_confirmed_not_called_total 2.0" in metrics
