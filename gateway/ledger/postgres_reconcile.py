@@ -16,15 +16,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.ledger.events import Row
+from gateway.ledger.events import ROW_FIELDS, Row
 from gateway.ledger.matching import NOT_CALLED, Outcome
 from gateway.ledger.outcomes import CONFIRM, CONFIRMED, RESERVE, RESERVED
-from gateway.ledger.postgres import _SELECT, TABLE, _row
 from gateway.ledger.settling import Changed, Settled, summarize
 
 # pg_try_advisory_lock key of the pass: "rtbgw-reconcile" folded into a bigint, fixed forever.
 RECONCILE_LOCK_ID = 0x7274_6267_7263_6E63
 STATE_NAME = "calls"
+# postgres.py's table and columns (not imported: postgres.py delegates to this module).
+TABLE = "ledger_events"
+_SELECT = ", ".join(ROW_FIELDS)
 # Written as literals, not parameters: the planner matches them to 0003's partial indexes.
 _OPEN = f"outcome = '{RESERVED}' AND route = '{RESERVE}' AND call_outcome IS NULL"
 _OPEN_E = f"e.outcome = '{RESERVED}' AND e.route = '{RESERVE}' AND e.call_outcome IS NULL"
@@ -131,3 +133,10 @@ async def settle(conn: Any, outcomes: list[Outcome], timeout_s: float) -> Settle
         )
         for r in records
     )
+
+
+def _row(record: Any) -> Row:
+    values = dict(record)
+    at = values["at"].astimezone(UTC)
+    values["at"] = at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+    return Row(**values)
