@@ -38,6 +38,7 @@ from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.ledger.admin import admin_routes
 from gateway.ledger.auction_legs import LegRecorder
 from gateway.ledger.build import build_ledger
+from gateway.ledger.reconcile import ReconcileMetrics, build_reconciler, reconcile_routes
 from gateway.ledger.tap import OutcomeTap
 from gateway.observe import logs
 from gateway.observe.access_log import AccessLog
@@ -52,6 +53,7 @@ from gateway.ping.forwarder import Forwarder
 from gateway.ping.front_door import ConfirmReservation, CreateReservation, RtbFastLane
 from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
+from gateway.protect.confirm_guard import ConfirmGuard
 from gateway.protect.guard import Guard
 from gateway.protect.ops_pacing import OpsPacer
 from gateway.protect.ratelimit import RateLimiter
@@ -158,6 +160,18 @@ def create_app(
     health = Health(drain)
     # /stats and /metrics under a flood: bodies kept between builds, requests paced.
     ops_pacer = OpsPacer(settings.ops_max_rps, settings.ops_max_waiting)
+    reconcile_metrics = ReconcileMetrics(metrics)
+    confirm_guard = ConfirmGuard(
+        settings.confirm_guard,
+        window=settings.confirm_guard_window,
+        min_rate=settings.confirm_guard_min_rate,
+        on_verdict=lambda verdict: reconcile_metrics.confirm_guard.labels(verdict).inc(),
+    )
+    guard.confirms = confirm_guard
+    reconciler = build_reconciler(
+        settings, ledger, core_api, reconcile_metrics, on_confirmed_outcome=confirm_guard.settled
+    )
+    admin_token = settings.admin_token.reveal() if settings.admin_token else None
     reserve_route = Route("/rtbs.json", create, methods=["POST"])
     # Core API routes last: the RTB and ops routes always win a match.
     routes: list[BaseRoute] = [
@@ -175,7 +189,8 @@ def create_app(
         ),
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
-        *admin_routes(ledger, settings.admin_token.reveal() if settings.admin_token else None),
+        *admin_routes(ledger, admin_token),
+        *reconcile_routes(reconciler, admin_token),
         *core_endpoints.routes(),
     ]
 
@@ -205,7 +220,10 @@ def create_app(
                 stack.push_async_callback(desk.book.close)
                 stack.push_async_callback(desk.close)  # late legs first, then their clients
             await ledger.start()
-            stack.push_async_callback(ledger.close)  # first to close: flushes the queue
+            stack.push_async_callback(ledger.close)  # flushes the queue
+            if reconciler is not None:  # first to close: a pass needs the ledger and client
+                await reconciler.start()
+                stack.push_async_callback(reconciler.close)
             await metrics.start()
             # Everything built so far lives as long as the process: move it out of the
             # cycle collector's way so full collections (pauses on pings) stay short.
@@ -238,7 +256,11 @@ def create_app(
     app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes, access=access)
     # Outermost: X-Outcome and the ledger event for every publisher answer, whoever wrote it.
     app.add_middleware(
-        OutcomeTap, ledger=ledger, count=metrics.outcome, sub_id_tag=settings.sub_id_tag
+        OutcomeTap,
+        ledger=ledger,
+        count=metrics.outcome,
+        sub_id_tag=settings.sub_id_tag,
+        on_reserved=confirm_guard.reserved if settings.confirm_guard != "off" else None,
     )
     return app
 

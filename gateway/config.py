@@ -471,6 +471,57 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "unset: loopback clients only"
         ),
     ] = None
+    reconcile_api_key: Annotated[
+        Secret | None,
+        Meta(
+            description="Core API `api_key` reconciliation reads calls with; unset: no "
+            "reconciliation (`--sandbox`: the sandbox's own)"
+        ),
+    ] = None
+    reconcile_company_id: Annotated[
+        str | None,
+        Meta(description="the company whose calls are reconciled, when the key sees several"),
+    ] = None
+    reconcile_interval_s: Annotated[
+        float,
+        Meta(ge=1, le=86_400, description="seconds between reconciliation passes"),
+    ] = 60.0
+    reconcile_grace_s: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=86_400,
+            description="seconds after `expires_at` a call still counts (as `late_call`)",
+        ),
+    ] = 120.0
+    reconcile_overlap_s: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=86_400,
+            description="seconds before the watermark each pass re-reads, for calls the "
+            "Core API shows late",
+        ),
+    ] = 300.0
+    confirm_guard: Annotated[
+        Literal["off", "shadow", "on"],
+        Meta(
+            description="refuse confirms of publishers whose confirms go uncalled: `shadow` "
+            "only counts what it would refuse"
+        ),
+    ] = "shadow"
+    confirm_guard_window: Annotated[
+        int,
+        Meta(ge=1, le=10_000, description="a publisher's last settled confirms the guard weighs"),
+    ] = 50
+    confirm_guard_min_rate: Annotated[
+        float,
+        Meta(ge=0, le=1, description="the confirm→call rate under which the guard refuses"),
+    ] = 0.2
+    sandbox_call_rate: Annotated[
+        float,
+        Meta(ge=0, le=1, description="share of sandbox reservations its callers call"),
+    ] = 0.6
 
     drain_delay_s: Annotated[
         float,
@@ -603,6 +654,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("GATEWAY_LEDGER_SECRET", "must be at least 16 characters")
         if self.admin_token is not None and len(self.admin_token.reveal()) < 16:
             raise ConfigError("GATEWAY_ADMIN_TOKEN", "must be at least 16 characters")
+        if self.reconcile_company_id is not None and not re.fullmatch(
+            r"[0-9]{1,20}", self.reconcile_company_id
+        ):
+            raise ConfigError("GATEWAY_RECONCILE_COMPANY_ID", "must be a company id (digits)")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", self.sub_id_tag):
             raise ConfigError(
                 "GATEWAY_SUB_ID_TAG", "must be a tag name: 1-64 letters, digits, '_', '-' or '.'"

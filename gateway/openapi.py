@@ -334,6 +334,21 @@ def _ops_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/admin/reconcile": {
+            "post": {
+                "summary": "Run one reconciliation pass now and answer its summary (calls_read, "
+                "pages, matched, called, late_call, not_called, errors; ran=false when another "
+                "replica holds the pass)",
+                "operationId": "reconcile",
+                "tags": ["admin"],
+                "responses": {
+                    "200": _json("the pass's summary", {"type": "object"}),
+                    "401": _error("a wrong or missing Bearer token"),
+                    "403": _error("not a loopback client while no admin token is set"),
+                    "409": _error("reconciliation is off (GATEWAY_RECONCILE_API_KEY unset)"),
+                },
+            }
+        },
         "/status": {
             "get": {
                 "summary": "A live HTML page drawn from /stats (refreshes itself)",

@@ -13,12 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.config import Settings
     from gateway.observe.logs import configure
     from gateway.sandbox.asgi import create_sandbox_app
 
     configure("text", "info")
     uvicorn.run(
-        create_sandbox_app(),
+        create_sandbox_app(Settings.from_env().sandbox_call_rate),
         host=args.host,
         port=args.port,
         log_config=None,

@@ -55,6 +55,10 @@ CHART_ELSEWHERE: dict[str, tuple[str, str]] = {
         "extraSecretEnv",
         "`extraSecretEnv.GATEWAY_RTB_ALLOWED_KEYS` (kept in a Secret)",
     ),
+    "reconcile_api_key": (
+        "extraSecretEnv",
+        "`extraSecretEnv.GATEWAY_RECONCILE_API_KEY` (kept in a Secret)",
+    ),
 }
 
 # The chart's own defaults where they differ from the gateway's, and why.

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import AsyncIterator
 
+from gateway.ledger import memory_reconcile
 from gateway.ledger.events import Row
+from gateway.ledger.matching import Outcome
+from gateway.ledger.settling import add_reconciled
 from gateway.ledger.store import Stamped
 
 
@@ -51,6 +54,19 @@ class MemoryLedgerStore:
                 return
             yield row
             sent += 1
+
+    @property
+    def rows(self) -> deque[Stamped]:
+        """The ring itself, for reconciliation (memory_reconcile.py) to read and settle."""
+        return self._rows
+
+    async def open_reservations(self, until: float, limit: int) -> list[Row]:
+        return memory_reconcile.open_reservations(self._rows, until, limit)
+
+    async def settle(self, outcomes: list[Outcome]) -> int:
+        settled = memory_reconcile.settle(list(self._rows), outcomes)
+        await add_reconciled(self, settled.items)
+        return settled.changed
 
     async def close(self) -> None:
         return None

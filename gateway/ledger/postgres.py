@@ -204,6 +204,25 @@ class PostgresLedgerStore:
             )
         return self._pool
 
+    # -- reconciliation (postgres_reconcile.py does the work) ----------------------------
+
+    async def open_reservations(self, until: float, limit: int) -> list[Row]:
+        from gateway.ledger import postgres_reconcile
+
+        pool = await self._reader()
+        async with pool.acquire(timeout=self.timeout_s) as conn:
+            return await postgres_reconcile.open_reservations(conn, until, limit, self.timeout_s)
+
+    async def settle(self, outcomes: list[Any]) -> int:
+        from gateway.ledger import postgres_reconcile
+        from gateway.ledger.settling import add_reconciled
+
+        pool = await self._reader()
+        async with pool.acquire(timeout=self.timeout_s) as conn:
+            settled = await postgres_reconcile.settle(conn, outcomes, self.timeout_s)
+        await add_reconciled(self, settled.items)
+        return settled.changed
+
     async def close(self) -> None:
         await self._drop_connection()
         pool, self._pool = self._pool, None

@@ -72,8 +72,10 @@ class OutcomeTap:
         ledger: Ledger,
         count: Any,
         sub_id_tag: str = "sub_id",
+        on_reserved: Any = None,
     ) -> None:
         self.app = app
+        self.on_reserved = on_reserved  # (uuid, publisher) -> None: the confirm guard's map
         self.ledger = ledger
         self.count = count  # (route, outcome) -> None
         self.sub_id_tag = sub_id_tag
@@ -159,6 +161,8 @@ class OutcomeTap:
                 caller = request.caller_number
                 publisher = request.publisher_id
                 sub_id = request.tags.get(self.sub_id_tag)
+        if self.on_reserved is not None and outcome == RESERVED and reservation is not None:
+            self.on_reserved(reservation.uuid, publisher)
         self.ledger.record(
             Event(
                 time.time(),

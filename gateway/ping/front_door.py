@@ -178,7 +178,9 @@ class ConfirmReservation(RtbEndpoint):
         )
         request.scope[REQUEST] = confirmation
         # The same allow-list and rate limits as a ping (403/429, nothing forwarded).
-        await self.guard.admit_confirmation(confirmation.key, confirmation.publisher_id)
+        await self.guard.admit_confirmation(
+            confirmation.key, confirmation.publisher_id, confirmation.uuid
+        )
         desk = self.auctions
         if desk is not None and (auction := desk.table.get(confirmation.key)) is not None:
             return await desk.confirm(auction, confirmation, request.method, deadline)

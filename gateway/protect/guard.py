@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from gateway.errors import Forbidden, RateLimited
 from gateway.protect.allowlist import KeyAllowList
+from gateway.protect.confirm_guard import ConfirmGuard
 from gateway.protect.ratelimit import RateLimiter, retry_after_header
 
 
@@ -30,6 +31,8 @@ class Guard:
         self.allow_list = allow_list
         self.limiter = limiter if limiter is not None and limiter.active else None
         self._on_refusal = on_refusal
+        #: the confirmed-but-not-called guard (confirm_guard.py), set by create_app
+        self.confirms: ConfirmGuard | None = None
 
     def admit_key(self, rtb_key: str) -> None:
         """403 for a key outside the allow-list (when there is one)."""
@@ -51,13 +54,21 @@ class Guard:
                 headers={"Retry-After": retry_after_header(verdict.retry_after_s)},
             )
 
-    async def admit_confirmation(self, rtb_key: str, publisher_id: str | None = None) -> None:
+    async def admit_confirmation(
+        self, rtb_key: str, publisher_id: str | None = None, uuid: str | None = None
+    ) -> None:
         """A confirmation passes the same checks as a ping and spends from the same
         buckets: the limits are on what a key (or publisher) sends to the upstream, and
         a confirmation is forwarded every time, never answered from the shield. Without
         this, a limited key could send confirmations at any rate (each one an upstream
-        request) while its pings were held to their limit."""
+        request) while its pings were held to their limit. Then the confirm guard."""
         self.admit_key(rtb_key)
+        if self.confirms is not None and uuid is not None:
+            try:
+                self.confirms.admit(uuid, publisher_id)
+            except RateLimited:
+                self._refused("rate_limited")
+                raise
         if self.limiter is None:
             return
         verdict = await self.limiter.check(rtb_key, publisher_id)

@@ -10,17 +10,18 @@ from gateway.sandbox import bidder as rtb
 from gateway.sandbox import tagging as data_writing
 from gateway.sandbox.api.render import EXCEPTION_HANDLERS
 from gateway.sandbox.bidder import SandboxState
+from gateway.sandbox.callers import DEFAULT_CALL_RATE
 
 
 async def _healthz(request: object) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-def create_sandbox_app() -> Starlette:
+def create_sandbox_app(call_rate: float = DEFAULT_CALL_RATE) -> Starlette:
     from starlette.middleware import Middleware
     from starlette.routing import Route
 
-    state = SandboxState()
+    state = SandboxState(call_rate)
     core = core_api.CoreApiState(received=state.core_received)
     routes = [
         *rtb.routes(),

@@ -53,6 +53,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.sandbox.api.knobs import check_config as check_core_api_config
+from gateway.sandbox.callers import DEFAULT_CALL_RATE, Callers
 
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
@@ -80,8 +81,10 @@ DEFAULT_PAYOUT = 5.0
 
 
 class SandboxState:
-    def __init__(self) -> None:
+    def __init__(self, call_rate: float = DEFAULT_CALL_RATE) -> None:
         self.config: dict[str, Any] = {}
+        #: who calls after a reservation (sandbox/callers.py)
+        self.callers = Callers(call_rate)
         self.received: deque[dict[str, Any]] = deque(maxlen=10_000)
         #: Core API requests (method, path, raw_path, query, status); see sandbox.core_api
         self.core_received: deque[dict[str, Any]] = deque(maxlen=10_000)
@@ -231,6 +234,15 @@ async def create_rtb(request: Request) -> Response:
     }
     if len(state.reservations) > 100_000:
         state.reservations.pop(next(iter(state.reservations)))
+    state.callers.after_reservation(
+        request.app.state.core_api.data,
+        state.config,
+        caller=fields.get("caller_number"),
+        inbound=inbound,
+        payout=reservation["retreaver_payout"],
+        now=now,
+        expires=expires,
+    )
     return _json(reservation)
 
 

@@ -114,7 +114,7 @@ def _guard_connections(settings: Settings, metrics: Metrics | None = None) -> ty
     )
 
 
-def start_sandbox_thread(host: str = "127.0.0.1") -> str:
+def start_sandbox_thread(host: str = "127.0.0.1", call_rate: float = 0.6) -> str:
     """Serve the sandbox on a free loopback port in a daemon thread; return its URL."""
     from gateway.sandbox.asgi import create_sandbox_app
 
@@ -127,7 +127,11 @@ def start_sandbox_thread(host: str = "127.0.0.1") -> str:
     # instead of being refused, so callers need not wait for the thread to start.
     sock.listen(2048)
     config = uvicorn.Config(
-        create_sandbox_app(), log_level="warning", access_log=False, lifespan="off", loop="asyncio"
+        create_sandbox_app(call_rate),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="asyncio",
     )
     server = uvicorn.Server(config)
 
@@ -146,7 +150,7 @@ def serve(settings: Settings) -> int:
     for line in deprecations():
         log.warning(line)
     if settings.sandbox:
-        url = start_sandbox_thread()
+        url = start_sandbox_thread(call_rate=settings.sandbox_call_rate)
         settings = _with(
             settings,
             rtb_upstream_url=url,
