@@ -52,11 +52,13 @@ from yarl import URL
 
 from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.upstream.answer import (
+    STATUS_OUTSIDE_RANGE,
     AnswerTooLarge,
     UpstreamAnswer,
     content_type_for,
     deliverable,
     read_bounded,
+    valid_status,
 )
 from gateway.upstream.credentials import credentials_digest
 from gateway.upstream.failures import describe, too_large
@@ -265,6 +267,9 @@ class CoreApiClient:
                     async with session.request(
                         method, url, data=body, headers=headers or None, allow_redirects=False
                     ) as resp:
+                        if not valid_status(resp.status):
+                            resp.close()  # never pooled: what follows is not HTTP we know
+                            raise BadGateway(NAME, STATUS_OUTSIDE_RANGE)
                         payload = await read_bounded(resp, self._max_answer_bytes)
                         kept = tuple(
                             (name, value)
