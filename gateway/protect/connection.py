@@ -20,7 +20,9 @@ Measured on uvicorn 0.54 + httptools 0.9 (tests/protect/test_connection.py shows
   sees the client disconnect;
 - more than ``max_connections`` open connections -> the new one gets ``503 overloaded``
   and is closed at once, so descriptors stay for clients that send requests;
-- the parser's own refusals (malformed HTTP) answer ``400 bad_request`` as JSON.
+- the parser's own refusals (malformed HTTP) answer ``400 bad_request`` as JSON;
+- an ``Upgrade`` other than a WebSocket (``h2c``: ``curl --http2``) is ignored, as HTTP/1.1
+  allows: the request and its body are served as HTTP/1.1 and the connection stays usable.
 
 It also sends what one loop iteration wrote to a connection in one ``transport.write``
 at the start of the next (:class:`_Coalesced`): an answer's head and body in one segment,
@@ -40,6 +42,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import (
@@ -63,6 +66,14 @@ _ANSWERS = {
     "request_timeout": http_bytes(prerender(RequestTimeout), "Request Timeout"),
     "too_many_connections": http_bytes(
         prerender(Overloaded, "too many open connections; retry shortly"), "Service Unavailable"
+    ),
+    "upgrade_with_chunked_body": http_bytes(
+        prerender(
+            BadRequest,
+            "an Upgrade request with a chunked body is not supported; "
+            "send Content-Length, or no Upgrade",
+        ),
+        "Bad Request",
     ),
 }
 
@@ -164,6 +175,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._request_deadline: float | None = None
         self._request_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
+        # Body bytes still due for an upgrade request served as HTTP/1.1 (_ignore_upgrade).
+        self._upgrade_body = 0
 
     # -- connection --------------------------------------------------------------------
 
@@ -203,15 +216,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._request_deadline is None and not self._in_request():
             self._arm()  # first byte of the next request on a kept-alive connection
         self._unset_keepalive_if_required()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._refuse(self._refusal or "bad_request")
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+        while data:
+            if self._upgrade_body:
+                data = self._take_upgrade_body(data)
+                if not data:
+                    return
+            try:
+                self.parser.feed_data(data)
+                return
+            except httptools.HttpParserError:
+                self._refuse(self._refusal or "bad_request")
+                return
+            except httptools.HttpParserUpgrade as upgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                    return
+                data = self._ignore_upgrade(data[upgrade.args[0] :])
 
     # -- parser callbacks --------------------------------------------------------------
 
@@ -243,6 +263,54 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
+
+    # -- Upgrade (h2c and any other that is not a WebSocket) ---------------------------
+
+    def _ignore_upgrade(self, rest: bytes) -> bytes:
+        """Serve an upgrade request as the HTTP/1.1 request it also is; the bytes after its body.
+
+        ``curl --http2`` asks a plain-http server to switch with ``Upgrade: h2c``; a server
+        may ignore that (RFC 9110 7.8) and answer in HTTP/1.1, and the gateway does. But
+        llhttp ends the message at the head of any upgrade request and hands back the rest
+        as "the other protocol": left alone, a ping's JSON body was never read (422) and
+        nothing after it on the connection was answered. Here the body (its
+        ``Content-Length``) is taken from what follows, and the parser, which starts afresh
+        after an upgrade, gets the bytes after it as the next request.
+        """
+        cycle = self.cycle
+        if cycle is None:
+            return b""
+        length = 0
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = int(value)  # llhttp has refused a malformed one already
+            elif name == b"transfer-encoding":
+                cycle.disconnected = True  # the app, already started, must not answer too
+                cycle.message_event.set()
+                self._refuse("bad_request", answer="upgrade_with_chunked_body")
+                return b""
+        if length <= 0:
+            return rest
+        self._upgrade_body = length
+        cycle.more_body = True  # llhttp called the message complete at its head
+        self._arm()  # the body is due within the request timeout, like any other
+        return self._take_upgrade_body(rest)
+
+    def _take_upgrade_body(self, data: bytes) -> bytes:
+        """Hand the app the upgrade request's body from ``data``; what follows it."""
+        cycle = self.cycle
+        assert cycle is not None
+        take = min(self._upgrade_body, len(data))
+        self._upgrade_body -= take
+        if not cycle.response_complete:  # as uvicorn's on_body: an answered request drops it
+            cycle.body += data[:take]
+            if len(cycle.body) > HIGH_WATER_LIMIT:
+                self.flow.pause_reading()
+        if not self._upgrade_body:
+            cycle.more_body = False
+            self._disarm()
+        cycle.message_event.set()
+        return data[take:]
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -280,7 +348,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._refuse("request_timeout")
 
-    def _refuse(self, why: str, *, write: bool = True) -> None:
+    def _refuse(self, why: str, *, write: bool = True, answer: str | None = None) -> None:
         self._refusal = why
         self._disarm()
         if self.on_refusal is not None:
@@ -289,7 +357,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if transport.is_closing():
             return
         if write:
-            transport.write(_ANSWERS[why])
+            transport.write(_ANSWERS[answer or why])
         if write and transport.can_write_eof():
             # Lingering close: closing with unread input makes the kernel send RST, which
             # can destroy the answer before the client reads it (a client still sending

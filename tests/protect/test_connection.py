@@ -195,3 +195,65 @@ async def test_connections_past_the_cap_are_refused_at_once() -> None:
     assert (status, body["error"], closed) == (503, "overloaded", True)
     assert answer.startswith(b"HTTP/1.1 200")
     assert refusals.count("too_many_connections") >= 1
+
+
+def _h2c(body: bytes, target: str = "/echo") -> bytes:
+    """What ``curl --http2 -d BODY http://...`` sends: an HTTP/1.1 request asking to upgrade."""
+    return (
+        f"POST {target} HTTP/1.1\r\nHost: x\r\n"
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def read_raw(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """(status, body) of one raw HTTP answer on a connection that stays open."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return int(head.split(b" ", 2)[1]), await asyncio.wait_for(reader.readexactly(length), 20)
+
+
+async def test_an_h2c_upgrade_with_a_body_is_read_as_http1_and_the_connection_stays_usable() -> (
+    None
+):
+    """HTTP/1.1 lets a server ignore Upgrade (RFC 9110 7.8). llhttp stops at the head of
+    an upgrade request, so the body was never read (the app saw an empty one) and every
+    later request on the connection was lost as 'the other protocol'."""
+    seen_bodies.clear()
+    first = b'{"key":"k","caller_number":"+18558485518"}'
+    second = b'{"n":2}'
+    async with serve_guarded(APP) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_h2c(first) + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # one segment
+        answers = [await read_raw(reader), await read_raw(reader)]
+        head = _h2c(second)
+        writer.write(head[:-5])  # the body arrives in two pieces, in later reads
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(head[-5:])
+        answers.append(await read_raw(reader))
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers.append(await read_raw(reader))
+        writer.close()
+    assert answers == [(200, first), (200, b'{"ok":true}'), (200, second), (200, b'{"ok":true}')]
+    assert seen_bodies == [first, second]
+    assert refusals == []
+
+
+async def test_an_upgrade_with_a_chunked_body_is_refused_by_name() -> None:
+    async with serve_guarded(APP) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+            b'Transfer-Encoding: chunked\r\n\r\n7\r\n{"n":1}\r\n0\r\n\r\n'
+        )
+        status, body, closed = await read_answer(reader)
+        writer.close()
+    assert (status, body["error"], closed) == (400, "bad_request", True)
+    assert "chunked" in str(body["message"])
+    assert refusals == ["bad_request"]
