@@ -85,6 +85,7 @@ PROTECT_REASONS = (
     "request_timeout",
     "too_many_connections",
     "bad_request",
+    "send_timeout",
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST

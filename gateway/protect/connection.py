@@ -82,6 +82,13 @@ _ANSWERS = {
 # (uvicorn's own flow-control high-water mark).
 FLUSH_AT = 65536
 
+# Requests of one connection parsed ahead of its answers (HTTP/1.1 pipelining) at most;
+# past it the rest of what was read is kept as bytes, and reading stays paused, until
+# answers catch up. Fed to the parser in pieces of PARSE_SLICE so one read cannot queue
+# thousands at once.
+PIPELINE_MAX = 32
+PARSE_SLICE = 8192
+
 # After a refusal, how long and how much input to read and discard before closing.
 LINGER_S = 2.0
 LINGER_BYTES = 256 * 1024
@@ -177,6 +184,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._linger_timer: asyncio.TimerHandle | None = None
         # Body bytes still due for an upgrade request served as HTTP/1.1 (_ignore_upgrade).
         self._upgrade_body = 0
+        # Read but not parsed: PIPELINE_MAX requests already wait for their answers.
+        self._unparsed = b""
+        # Armed while the transport's write buffer is over its high-water mark.
+        self._send_timer: asyncio.TimerHandle | None = None
 
     # -- connection --------------------------------------------------------------------
 
@@ -199,11 +210,36 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        for timer in (self._request_timer, self._linger_timer):
+        for timer in (self._request_timer, self._linger_timer, self._send_timer):
             if timer is not None:
                 timer.cancel()
-        self._request_timer = self._linger_timer = None
+        self._request_timer = self._linger_timer = self._send_timer = None
+        self._unparsed = b""
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The peer is not taking our answers: it has ``request_timeout_s`` to start again.
+
+        uvicorn only stops writing (the next ``send`` waits); without this a client that
+        never reads would keep that request, its pipelined ones and the buffers forever.
+        """
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.request_timeout_s, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.on_refusal is not None:
+            self.on_refusal("send_timeout")
+        # Abort, not close: close would wait for the unread answers to drain, which they
+        # will not. connection_lost then wakes the blocked send and drops the pipeline.
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own data_received, except that a parser error (ours or llhttp's)
@@ -216,14 +252,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._request_deadline is None and not self._in_request():
             self._arm()  # first byte of the next request on a kept-alive connection
         self._unset_keepalive_if_required()
-        while data:
+        if self._unparsed:  # still behind on an earlier read: keep the order
+            self._unparsed += data
+            self.flow.pause_reading()
+            return
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        """Feed ``data`` to the parser, keeping what follows once PIPELINE_MAX requests wait."""
+        while data and self._refusal is None:
             if self._upgrade_body:
                 data = self._take_upgrade_body(data)
                 if not data:
                     return
-            try:
-                self.parser.feed_data(data)
+            if len(self.pipeline) >= PIPELINE_MAX:
+                self._unparsed = data
+                self.flow.pause_reading()
                 return
+            if len(data) > PARSE_SLICE:
+                piece, data = data[:PARSE_SLICE], data[PARSE_SLICE:]
+            else:
+                piece, data = data, b""
+            try:
+                self.parser.feed_data(piece)
             except httptools.HttpParserError:
                 self._refuse(self._refusal or "bad_request")
                 return
@@ -231,7 +282,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 if self._should_upgrade():
                     self.handle_websocket_upgrade()
                     return
-                data = self._ignore_upgrade(data[upgrade.args[0] :])
+                data = self._ignore_upgrade(piece[upgrade.args[0] :]) + data
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next pipelined request, resumes reading
+        unparsed = self._unparsed
+        if unparsed and not self.transport.is_closing():
+            self._unparsed = b""
+            self._unset_keepalive_if_required()
+            self._parse(unparsed)
 
     # -- parser callbacks --------------------------------------------------------------
 

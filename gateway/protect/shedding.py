@@ -4,7 +4,10 @@ Why a cap and not a queue: a replica that is already behind only gets further be
 queueing, and the publisher's own deadline keeps running while a request waits. Past
 ``max_in_flight`` requests being served by this replica, a new one gets a fast
 ``503 overloaded`` JSON with ``Retry-After: 1`` before its body is read, so memory per
-replica is bounded by roughly ``max_in_flight x GATEWAY_MAX_BODY_BYTES``. The operations
+replica is bounded by roughly ``max_in_flight x GATEWAY_MAX_BODY_BYTES``. The count covers
+work, not waiting on the client: while an answer is being handed to a client that is not
+reading (its send buffer full), that request holds no slot; the connection's send timeout
+(:mod:`gateway.protect.connection`) drops such a client. The operations
 routes (``/healthz``, ``/readyz``, ``/metrics``) are never shed: an overloaded replica
 must still be observable and must not be killed by its liveness probe.
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import Overloaded, Rendered, UriTooLong, prerender, send_error
 
@@ -60,8 +63,18 @@ class ProtectMiddleware:
             await self._refuse(send, self._overloaded, "overloaded")
             return
         self.in_flight += 1
+
+        async def send_uncounted(message: Message) -> None:
+            # Waiting on the peer is not work: a client that does not read its answer
+            # would otherwise hold the slot until the connection's send timeout.
+            self.in_flight -= 1
+            try:
+                await send(message)
+            finally:
+                self.in_flight += 1
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_uncounted)
         finally:
             self.in_flight -= 1
 

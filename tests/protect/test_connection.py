@@ -257,3 +257,24 @@ async def test_an_upgrade_with_a_chunked_body_is_refused_by_name() -> None:
     assert (status, body["error"], closed) == (400, "bad_request", True)
     assert "chunked" in str(body["message"])
     assert refusals == ["bad_request"]
+
+
+async def test_a_thousand_pipelined_requests_in_one_write_are_answered_in_order() -> None:
+    """Parsing stops PIPELINE_MAX requests ahead of the answers; the rest waits as bytes
+    and is parsed as answers go out, bodies split across parse pieces included."""
+    seen_bodies.clear()
+    requests = []
+    for i in range(1000):
+        body = f'{{"n":{i},"pad":"{"x" * (i % 7) * 3000}"}}'.encode()  # up to 18 kB
+        requests.append(
+            f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+    async with serve_guarded(APP, request_timeout_s=30) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(requests))
+        answers = [await read_raw(reader) for _ in requests]
+        writer.close()
+    assert [msgspec.json.decode(body)["n"] for _, body in answers] == list(range(1000))
+    assert {status for status, _ in answers} == {200}
+    assert len(seen_bodies) == 1000
+    assert refusals == []
