@@ -1,10 +1,11 @@
 """Clients that never read their answers: what they cost a gateway, and whether it recovers.
 
 The attack of issue 20 (row 1), from a script: ``--connections`` sockets, each with a small
-receive buffer, pipeline pings (one caller per socket, so all but the first are shield
-hits) and never read a byte. Their answers fill the kernel's buffers, then the gateway's;
-a gateway without a send timeout keeps each blocked request in flight, its pipelined
-requests parsed and queued, for as long as the socket stays open.
+receive buffer, pipeline a few large answers (``--fill``) and then pings (one caller per
+socket, so all but the first are shield hits) and never read a byte. Their answers fill
+the kernel's buffers, then the gateway's; a gateway without a send timeout keeps each
+blocked request in flight, its pipelined requests parsed and queued, for as long as the
+socket stays open.
 
 Printed, once a second: the gateway's RSS, its in-flight gauge and what a fresh client's
 ping gets (``200``, or ``503`` when the in-flight cap is held by the non-readers). Start it
@@ -40,8 +41,13 @@ def ping(i: int, port: int) -> bytes:
     return f"POST {target} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Length: 0\r\n\r\n".encode()
 
 
-async def non_reader(i: int, port: int, size: int, held: list[socket.socket]) -> None:
-    """Open a socket with a tiny receive buffer, pipeline ``size`` bytes of pings, never read."""
+async def non_reader(i: int, port: int, size: int, fill: int, held: list[socket.socket]) -> None:
+    """Open a socket with a tiny receive buffer, pipeline ``size`` bytes of pings, never read.
+
+    ``fill`` requests for ``/openapi.json`` (~200 kB answers, never shed) go first: they
+    fill the kernel's send buffer (autotuned up to ``tcp_wmem``'s 4 MB) in a few requests,
+    so the pings after them find the gateway's own buffer full.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
@@ -49,9 +55,13 @@ async def non_reader(i: int, port: int, size: int, held: list[socket.socket]) ->
     await loop.sock_connect(sock, (HOST, port))
     held.append(sock)
     one = ping(i, port)
-    payload = one * max(1, size // len(one))
+    block = one * max(1, 65536 // len(one))
+    opening = f"GET /openapi.json HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode() * fill
     with contextlib.suppress(OSError):
-        await asyncio.wait_for(loop.sock_sendall(sock, payload), 20)
+        if opening:
+            await loop.sock_sendall(sock, opening)
+        for _ in range(max(1, size // len(block))):
+            await loop.sock_sendall(sock, block)
 
 
 def rss_mb(pid: int) -> float:
@@ -85,6 +95,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--bytes", type=int, default=256 * 1024, help="pipelined per socket")
+    parser.add_argument("--fill", type=int, default=24, help="/openapi.json first, per socket")
     parser.add_argument("--hold", type=float, default=30.0, help="seconds to keep them open")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
     args = parser.parse_args()
@@ -113,7 +124,7 @@ async def main() -> int:
         held: list[socket.socket] = []
         started = time.monotonic()
         senders = [
-            asyncio.create_task(non_reader(i, gw_port, args.bytes, held))
+            asyncio.create_task(non_reader(i, gw_port, args.bytes, args.fill, held))
             for i in range(args.connections)
         ]
         peak = 0.0
@@ -123,10 +134,17 @@ async def main() -> int:
             peak = max(peak, rss)
             statuses = await asyncio.to_thread(lambda: [probe(url) for _ in range(5)])
             in_flight = await asyncio.to_thread(gauge, url, "gateway_http_requests_in_flight")
+            dropped = await asyncio.to_thread(
+                gauge, url, 'gateway_protect_refusals_total{reason="send_timeout"}'
+            )
             print(
                 f"t={time.monotonic() - started:5.1f}s rss {rss:6.0f} MB  in flight {in_flight}"
-                f"  pings {statuses}"
+                f"  open {len(held)}  dropped {dropped}  pings {statuses}"
             )
+        _, text = http("GET", url + "/metrics", timeout=5)
+        for line in text.decode().splitlines():
+            if line.startswith("gateway_protect_refusals_total{") and not line.endswith(" 0.0"):
+                print("  " + line)
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, return_exceptions=True)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -94,6 +95,23 @@ LINGER_S = 2.0
 LINGER_BYTES = 256 * 1024
 
 
+def _reset(transport: asyncio.BaseTransport) -> None:
+    """Abort with a TCP reset, so the kernel drops the unsent answers too.
+
+    A plain abort closes the socket, and the kernel keeps trying to deliver what is
+    still in its send buffer (up to 4 MB on Linux) to a peer that does not read, for
+    minutes; ``SO_LINGER`` with a zero timeout discards it at once.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_OFF)
+    transport.abort()
+
+
+_LINGER_OFF = struct.pack("ii", 1, 0)
+
+
 class _Refused(Exception):
     """Raised inside a parser callback to stop parsing; the answer is already chosen."""
 
@@ -112,13 +130,19 @@ class _Coalesced:
     The price is at most the rest of one loop iteration before an answer leaves.
     """
 
-    __slots__ = ("_loop", "_pending", "_size", "_transport")
+    __slots__ = ("_abort_after", "_loop", "_pending", "_size", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        abort_after: float = 10.0,
+    ) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
         self._size = 0
+        self._abort_after = abort_after
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -150,12 +174,27 @@ class _Coalesced:
         self._transport.write_eof()
 
     def close(self) -> None:
+        """Close once what was written is sent, or abort ``abort_after`` seconds later.
+
+        A close waits for the write buffer to drain; a peer that does not read would
+        keep the connection, its descriptor and its buffers forever (uvicorn closes this
+        way after ``Connection: close``, at the keep-alive timeout, and so do refusals).
+        """
         self._flush()
-        self._transport.close()
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            self._loop.call_later(self._abort_after, _reset, transport)
 
     def abort(self) -> None:
         self._pending = None
         self._transport.abort()
+
+    def reset(self) -> None:
+        self._pending = None
+        _reset(self._transport)
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
@@ -195,7 +234,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # Every write of uvicorn's and ours (answers, refusals, closes) goes through it,
         # so their order on the connection is kept.
-        self.transport = _Coalesced(transport, self.loop)  # type: ignore[assignment]
+        self.transport = _Coalesced(transport, self.loop, self.request_timeout_s)  # type: ignore[assignment]
         # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and a
         # socket bound elsewhere (uvicorn's --workers socket, an inherited one) has
         # proto 0: answers written as head + body then wait ~40 ms for a delayed ACK.
@@ -237,9 +276,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._send_timer = None
         if self.on_refusal is not None:
             self.on_refusal("send_timeout")
-        # Abort, not close: close would wait for the unread answers to drain, which they
+        # Reset, not close: close would wait for the unread answers to drain, which they
         # will not. connection_lost then wakes the blocked send and drops the pipeline.
-        self.transport.abort()
+        transport = self.transport
+        if isinstance(transport, _Coalesced):
+            transport.reset()
+        else:
+            _reset(transport)
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own data_received, except that a parser error (ours or llhttp's)
@@ -268,6 +311,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if len(self.pipeline) >= PIPELINE_MAX:
                 self._unparsed = data
                 self.flow.pause_reading()
+                # The client sent these bytes; it is the gateway that waits. Their clock
+                # starts again when parsing resumes.
+                self._disarm()
                 return
             if len(data) > PARSE_SLICE:
                 piece, data = data[:PARSE_SLICE], data[PARSE_SLICE:]
@@ -290,6 +336,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if unparsed and not self.transport.is_closing():
             self._unparsed = b""
             self._unset_keepalive_if_required()
+            self._arm()
             self._parse(unparsed)
 
     # -- parser callbacks --------------------------------------------------------------

@@ -9,6 +9,7 @@ the guarded protocol refuses each while other clients keep being served.
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx
 import msgspec
@@ -278,3 +279,35 @@ async def test_a_thousand_pipelined_requests_in_one_write_are_answered_in_order(
     assert {status for status, _ in answers} == {200}
     assert len(seen_bodies) == 1000
     assert refusals == []
+
+
+async def big(request: Request) -> Response:
+    return Response(b"x" * 8_000_000, media_type="application/octet-stream")
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_timeout() -> None:
+    """8 MB answered to a socket that reads nothing: the buffers fill, the transport
+    pauses writing, and request_timeout_s later the connection is aborted."""
+    app = Starlette(routes=[Route("/big", big), Route("/", hello)])
+    async with serve_guarded(app, request_timeout_s=0.5) as (port, refusals):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with httpx.AsyncClient(timeout=10) as client:
+            while "send_timeout" not in refusals:
+                assert (await client.get(f"http://127.0.0.1:{port}/")).status_code == 200
+                await asyncio.sleep(0.05)
+        sock.setblocking(False)
+        received, reset = 0, False
+        try:
+            while chunk := sock.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            reset = True
+        except BlockingIOError:
+            pass
+        sock.close()
+    assert reset
+    assert received < 8_000_000
+    assert refusals == ["send_timeout"]
