@@ -91,12 +91,51 @@ def probe(url: str) -> int:
         return 0
 
 
+async def attack(args: argparse.Namespace, url: str, pid: int, port: int, round_: int) -> None:
+    """One wave of non-readers, held ``--hold`` seconds, then closed by us."""
+    held: list[socket.socket] = []
+    started = time.monotonic()
+    senders = [
+        asyncio.create_task(non_reader(i, port, args.bytes, args.fill, held))
+        for i in range(args.connections)
+    ]
+    peak = 0.0
+    while time.monotonic() - started < args.hold:
+        await asyncio.sleep(1)
+        rss = rss_mb(pid)
+        peak = max(peak, rss)
+        statuses = await asyncio.to_thread(lambda: [probe(url) for _ in range(5)])
+        in_flight = await asyncio.to_thread(gauge, url, "gateway_http_requests_in_flight")
+        dropped = await asyncio.to_thread(
+            gauge, url, 'gateway_protect_refusals_total{reason="send_timeout"}'
+        )
+        print(
+            f"t={time.monotonic() - started:5.1f}s rss {rss:6.0f} MB  in flight {in_flight}"
+            f"  open {len(held)}  dropped {dropped}  pings {statuses}"
+        )
+    _, text = http("GET", url + "/metrics", timeout=5)
+    for line in text.decode().splitlines():
+        if line.startswith("gateway_protect_refusals_total{") and not line.endswith(" 0.0"):
+            print("  " + line)
+    for task in senders:
+        task.cancel()
+    await asyncio.gather(*senders, return_exceptions=True)
+    for sock in held:
+        sock.close()
+    await asyncio.sleep(2)
+    print(
+        f"round {round_}, after closing them: rss {rss_mb(pid):.0f} MB (peak {peak:.0f} MB), "
+        f"ping {probe(url)}"
+    )
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--bytes", type=int, default=256 * 1024, help="pipelined per socket")
     parser.add_argument("--fill", type=int, default=24, help="/openapi.json first, per socket")
     parser.add_argument("--hold", type=float, default=30.0, help="seconds to keep them open")
+    parser.add_argument("--rounds", type=int, default=1, help="waves, one after another")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
@@ -121,40 +160,8 @@ async def main() -> int:
         wait_http(url + "/healthz", gw)
         print(f"settings: {extra or 'defaults'}")
         print(f"before: rss {rss_mb(gw.pid):.0f} MB, ping {probe(url)}")
-        held: list[socket.socket] = []
-        started = time.monotonic()
-        senders = [
-            asyncio.create_task(non_reader(i, gw_port, args.bytes, args.fill, held))
-            for i in range(args.connections)
-        ]
-        peak = 0.0
-        while time.monotonic() - started < args.hold:
-            await asyncio.sleep(1)
-            rss = rss_mb(gw.pid)
-            peak = max(peak, rss)
-            statuses = await asyncio.to_thread(lambda: [probe(url) for _ in range(5)])
-            in_flight = await asyncio.to_thread(gauge, url, "gateway_http_requests_in_flight")
-            dropped = await asyncio.to_thread(
-                gauge, url, 'gateway_protect_refusals_total{reason="send_timeout"}'
-            )
-            print(
-                f"t={time.monotonic() - started:5.1f}s rss {rss:6.0f} MB  in flight {in_flight}"
-                f"  open {len(held)}  dropped {dropped}  pings {statuses}"
-            )
-        _, text = http("GET", url + "/metrics", timeout=5)
-        for line in text.decode().splitlines():
-            if line.startswith("gateway_protect_refusals_total{") and not line.endswith(" 0.0"):
-                print("  " + line)
-        for task in senders:
-            task.cancel()
-        await asyncio.gather(*senders, return_exceptions=True)
-        for sock in held:
-            sock.close()
-        await asyncio.sleep(2)
-        print(
-            f"after closing them: rss {rss_mb(gw.pid):.0f} MB (peak {peak:.0f} MB), "
-            f"ping {probe(url)}"
-        )
+        for round_ in range(1, args.rounds + 1):
+            await attack(args, url, gw.pid, gw_port, round_)
     return 0
 
 
