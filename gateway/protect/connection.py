@@ -19,7 +19,14 @@ Measured on uvicorn 0.54 + httptools 0.9 (tests/protect/test_connection.py shows
   has been answered yet) and the connection closed; an app already waiting for the body
   sees the client disconnect;
 - more than ``max_connections`` open connections -> the new one gets ``503 overloaded``
-  and is closed at once, so descriptors stay for clients that send requests;
+  and is closed at once, so descriptors stay for clients that send requests; except
+  that ``PROBE_RESERVE`` more are kept for health probes: such a connection must send
+  its head within ``PROBE_HEAD_S``, may only ask for ``/healthz`` or ``/readyz`` (else
+  the same 503) and is closed after the answer, so whoever holds the cap's idle
+  connections cannot get the pod restarted by its liveness probe;
+- a client that stops reading its answers (the write buffer stays over its high-water
+  mark) for ``request_timeout_s`` is reset, and at most ``PIPELINE_MAX`` of its
+  pipelined requests are parsed ahead of their answers;
 - the parser's own refusals (malformed HTTP) answer ``400 bad_request`` as JSON;
 - an ``Upgrade`` other than a WebSocket (``h2c``: ``curl --http2``) is ignored, as HTTP/1.1
   allows: the request and its body are served as HTTP/1.1 and the connection stays usable.
@@ -89,6 +96,12 @@ FLUSH_AT = 65536
 # thousands at once.
 PIPELINE_MAX = 32
 PARSE_SLICE = 8192
+
+# Connections past max_connections kept for health probes only, and how soon their
+# request head must arrive (a kubelet sends it at once).
+PROBE_RESERVE = 16
+PROBE_HEAD_S = 1.0
+PROBE_PATHS = frozenset({b"/healthz", b"/readyz"})
 
 # After a refusal, how long and how much input to read and discard before closing.
 LINGER_S = 2.0
@@ -227,6 +240,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unparsed = b""
         # Armed while the transport's write buffer is over its high-water mark.
         self._send_timer: asyncio.TimerHandle | None = None
+        # Past max_connections, in the reserve: health probes only (PROBE_RESERVE).
+        self._probe_only = False
 
     # -- connection --------------------------------------------------------------------
 
@@ -242,8 +257,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.connections) > self.max_connections:
-            self._refuse("too_many_connections")
+        open_now = len(self.connections)
+        if open_now > self.max_connections:
+            if open_now > self.max_connections + PROBE_RESERVE:
+                self._refuse("too_many_connections")
+                return
+            self._probe_only = True
+            self._arm(min(PROBE_HEAD_S, self.request_timeout_s))
             return
         self._arm()
 
@@ -364,6 +384,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_done = True
+        if self._probe_only:
+            if httptools.parse_url(self.url).path not in PROBE_PATHS:
+                self._refusal = "too_many_connections"
+                raise _Refused
+            super().on_headers_complete()
+            if self.cycle is not None:
+                self.cycle.keep_alive = False  # free the reserve for the next probe
+            return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -423,8 +451,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _in_request(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
 
-    def _arm(self) -> None:
-        self._request_deadline = self.loop.time() + self.request_timeout_s
+    def _arm(self, timeout_s: float | None = None) -> None:
+        self._request_deadline = self.loop.time() + (timeout_s or self.request_timeout_s)
         if self._request_timer is None:
             self._request_timer = self.loop.call_at(self._request_deadline, self._due)
 

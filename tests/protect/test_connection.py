@@ -40,7 +40,9 @@ async def echo(request: Request) -> Response:
     return Response(body)
 
 
-APP = Starlette(routes=[Route("/", hello), Route("/echo", echo, methods=["POST"])])
+APP = Starlette(
+    routes=[Route("/", hello), Route("/healthz", hello), Route("/echo", echo, methods=["POST"])]
+)
 
 
 async def read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, object], bool]:
@@ -176,13 +178,17 @@ async def test_malformed_http_gets_a_json_400() -> None:
 
 
 async def test_connections_past_the_cap_are_refused_at_once() -> None:
+    from gateway.protect.connection import PROBE_RESERVE
+
     async with serve_guarded(APP, max_connections=5, request_timeout_s=30) as (port, refusals):
-        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        # The cap, then the probes' reserve (its own test below), then refusals.
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5 + PROBE_RESERVE)]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         status, body, closed = await read_answer(reader)
         writer.close()
-        _, first = held[0]
-        first.close()
+        for _, w in held[:1] + held[5:]:
+            w.close()
+        held = held[:5]
         for _ in range(200):  # the server notices the close; then a new client fits
             await asyncio.sleep(0.01)
             r, w = await asyncio.open_connection("127.0.0.1", port)
@@ -311,3 +317,34 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_timeout() -> Non
     assert reset
     assert received < 8_000_000
     assert refusals == ["send_timeout"]
+
+
+async def test_health_probes_are_answered_at_the_connection_cap() -> None:
+    """Past the cap a small reserve serves /healthz and /readyz only, one request each,
+    so idle connections held by someone else cannot fail the kubelet's probes."""
+    from gateway.protect.connection import PROBE_RESERVE
+
+    async with serve_guarded(APP, max_connections=5, request_timeout_s=30) as (port, refusals):
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+        probes = []
+        for _ in range(3):  # each probe's connection is closed after it: the reserve frees
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            probes.append(await read_answer(reader))
+            writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        not_a_probe = await read_answer(reader)
+        writer.close()
+        reserve = [await asyncio.open_connection("127.0.0.1", port) for _ in range(PROBE_RESERVE)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        past_the_reserve = await read_answer(reader)
+        writer.close()
+        idle_in_reserve = await read_answer(reserve[0][0])  # no head within PROBE_HEAD_S
+        for _, w in held + reserve:
+            w.close()
+    assert [(status, closed) for status, _, closed in probes] == [(200, True)] * 3
+    assert (not_a_probe[0], not_a_probe[1]["error"], not_a_probe[2]) == (503, "overloaded", True)
+    assert past_the_reserve[0] == 503
+    assert (idle_in_reserve[0], idle_in_reserve[1]["error"]) == (408, "request_timeout")
+    assert refusals.count("too_many_connections") == 2
