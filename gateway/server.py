@@ -137,6 +137,7 @@ def serve(settings: Settings) -> int:
     from gateway.logs import configure
 
     configure(settings.log_format, settings.log_level)
+    _check_descriptors(settings)
     if settings.sandbox:
         url = start_sandbox_thread()
         settings = _with(
@@ -198,6 +199,22 @@ def serve(settings: Settings) -> int:
         if owned:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _check_descriptors(settings: Settings) -> None:
+    """Raise the open-file limit toward the hard one; warn if it is still too low.
+
+    Before the workers are spawned, so they inherit the raised limit.
+    """
+    from gateway.protect.descriptors import raise_soft_limit
+
+    limit = raise_soft_limit(settings)
+    warning = limit.warning()
+    if warning is not None:
+        log.warning(
+            warning,
+            extra={"nofile_soft": limit.soft, "nofile_hard": limit.hard, "needed": limit.needed},
+        )
 
 
 def _multiprocess_metrics_dir() -> tuple[str, bool]:
