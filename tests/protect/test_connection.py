@@ -348,3 +348,29 @@ async def test_health_probes_are_answered_at_the_connection_cap() -> None:
     assert past_the_reserve[0] == 503
     assert (idle_in_reserve[0], idle_in_reserve[1]["error"]) == (408, "request_timeout")
     assert refusals.count("too_many_connections") == 2
+
+
+async def test_curl_http2_ping_with_a_json_body_is_answered_by_the_gateway(
+    sandbox_url: str,
+) -> None:
+    """The whole gateway behind the guarded protocol: the ping's fields are in its JSON
+    body (before: 422, caller_number missing), and the connection serves the next one."""
+    from gateway.app import create_app
+    from gateway.config import Settings
+    from tests.conftest import RTB_KEY
+
+    app = create_app(Settings.from_env({}, rtb_upstream_url=sandbox_url))
+    ping = msgspec.json.encode(
+        {"key": RTB_KEY, "publisher_id": "p", "caller_number": "+18558485518"}
+    )
+    async with serve_guarded(app, lifespan="on", request_timeout_s=10) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_h2c(ping, "/rtbs.json"))
+        first = await read_raw(reader)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        second = await read_raw(reader)
+        writer.close()
+    assert first[0] == 200
+    assert msgspec.json.decode(first[1])["status"] == "reserved"
+    assert second == (200, b'{"status":"ok"}')
+    assert refusals == []
