@@ -374,3 +374,25 @@ async def test_curl_http2_ping_with_a_json_body_is_answered_by_the_gateway(
     assert msgspec.json.decode(first[1])["status"] == "reserved"
     assert second == (200, b'{"status":"ok"}')
     assert refusals == []
+
+
+async def slow(request: Request) -> Response:
+    n = request.query_params["n"]
+    await asyncio.sleep(0.8 if n == "250" else 0)  # one answer longer than the timeout
+    return Response(n.encode())
+
+
+async def test_requests_waiting_behind_a_long_pipeline_do_not_time_out() -> None:
+    """The request timeout is the client's to meet: bytes the gateway holds back while
+    32 requests wait for answers are not late, however long the answers take."""
+    app = Starlette(routes=[Route("/slow", slow)])
+    requests = b"".join(
+        f"GET /slow?n={i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(1000)
+    )
+    async with serve_guarded(app, request_timeout_s=0.5) as (port, refusals):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(requests)  # one write of 40 kB: most of it waits unparsed
+        answers = [await read_raw(reader) for _ in range(1000)]
+        writer.close()
+    assert answers == [(200, str(i).encode()) for i in range(1000)]
+    assert refusals == []
