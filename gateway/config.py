@@ -135,6 +135,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_in_flight: int = 2048
     max_query_bytes: int = 16384
     max_header_bytes: int = 32768
+    # A request must arrive whole, and a client must take its answers, within this.
     client_timeout_s: float = 10.0
     max_connections: int = 10_000
 

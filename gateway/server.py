@@ -9,8 +9,10 @@ Connections, tuned for a load balancer in front: keep-alive is 75 s, longer than
 idle timeout of common balancers (AWS ALB, GCP, nginx), so the gateway never closes a
 connection the balancer is about to reuse. A request must arrive whole within
 ``GATEWAY_CLIENT_TIMEOUT_S`` of the connection opening (or of its first byte on a kept
-connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``; see
-``gateway/protect/connection.py`` for why uvicorn needs help there.
+connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``, and a client that leaves
+its answers unread that long is reset; see ``gateway/protect/connection.py`` for why
+uvicorn needs help there. At start the open-file limit is raised toward the hard one and
+checked against the connection cap and the pools (``gateway/protect/descriptors.py``).
 """
 
 from __future__ import annotations
