@@ -141,6 +141,10 @@ class _Coalesced:
     CPU is the expensive part of a small write; on the 2-vCPU bench box one write cost
     17 us against 2.8 us when the peer was already awake (see the README, Performance).
     The price is at most the rest of one loop iteration before an answer leaves.
+
+    A write of ``FLUSH_AT`` bytes or more goes out at once, after what is pending, as the
+    object it is: a large cached answer (a lookup, ``/openapi.json``) queued for many
+    clients that read slowly or not at all is then held once, not copied per client.
     """
 
     __slots__ = ("_abort_after", "_loop", "_pending", "_size", "_transport")
@@ -159,6 +163,14 @@ class _Coalesced:
 
     def write(self, data: bytes) -> None:
         if not data:
+            return
+        if len(data) >= FLUSH_AT:
+            # A large body goes out as the object it is: joined with what is pending it
+            # would be copied, and a cached answer (a lookup, /openapi.json) held once
+            # per slow client's buffer instead of shared by all of them.
+            self._flush()
+            if not self._transport.is_closing():
+                self._transport.write(data)
             return
         pending = self._pending
         if pending is None:
