@@ -360,7 +360,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Meta(
             gt=0,
             le=3600,
-            description="a request whose head and body have not arrived by then gets 408",
+            description="a request whose head and body have not arrived by then gets 408, "
+            "and a client that leaves an answer unread that long is reset",
         ),
     ] = 10.0
     max_connections: Annotated[

@@ -45,9 +45,26 @@ def run(args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(shown)).decode())
     sys.stdout.write("\n")
+    _warn_descriptors(settings)
     if settings.ledger_secret is None:
         sys.stderr.write(
             "note: GATEWAY_LEDGER_SECRET is unset: caller digests use a random secret per "
             "start and match only within one run\n"
         )
     return 0
+
+
+def _warn_descriptors(settings: Settings) -> None:
+    """On stderr (stdout stays JSON): the open-file limit ``serve`` would have, if short.
+
+    ``serve`` raises the soft limit to the hard one, so that is what is compared.
+    """
+    import resource
+
+    from gateway.protect.descriptors import Descriptors, current
+
+    now = current(settings)
+    after = now.hard if now.hard != resource.RLIM_INFINITY else max(now.soft, now.needed)
+    warning = Descriptors(max(now.soft, after), now.hard, now.needed).warning()
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)

@@ -64,10 +64,12 @@ import httpx2
 from gateway.coreapi.credentials import credentials_digest
 from gateway.errors import BadGateway, NotReady, UpstreamTimeout
 from gateway.wire.answer import (
+    STATUS_OUTSIDE_RANGE,
     AnswerTooLarge,
     UpstreamAnswer,
     content_type_for,
     deliverable,
+    valid_status,
 )
 from gateway.wire.failures import Phase, describe, too_large
 
@@ -293,6 +295,9 @@ class CoreApiClient:
                     async with client.stream(
                         method, url, content=body, headers=headers or None
                     ) as resp:
+                        if not valid_status(resp.status_code):
+                            # Never pooled: leaving the stream unread closes the connection.
+                            raise BadGateway(NAME, STATUS_OUTSIDE_RANGE)
                         phase = Phase.BODY
                         payload = await read_bounded(resp, self._max_answer_bytes)
                         kept = _kept_headers(resp.headers)

@@ -93,6 +93,7 @@ PROTECT_REASONS = (
     "too_many_connections",
     "bad_request",
     "ops_shed",
+    "send_timeout",
 )
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST

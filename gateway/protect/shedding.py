@@ -4,12 +4,14 @@ Why a cap and not a queue: a replica that is already behind only gets further be
 queueing, and the publisher's own deadline keeps running while a request waits. Past
 ``max_in_flight`` requests being served by this replica, a new one gets a fast
 ``503 overloaded`` JSON with ``Retry-After: 1`` before its body is read, so memory per
-replica is bounded by roughly ``max_in_flight x GATEWAY_MAX_BODY_BYTES``. The operations
-routes (``/healthz``, ``/readyz``, ``/metrics``) are not counted against that cap: an
-overloaded replica must still be observable and must not be killed by its liveness
-probe. ``/stats`` and ``/metrics`` are paced instead (:mod:`gateway.protect.ops_pacing`),
-so a flood of them waits, and past a few dozen waiting is shed with a 503, before any
-ping is.
+replica is bounded by roughly ``max_in_flight x GATEWAY_MAX_BODY_BYTES``. The count covers
+work, not waiting on the client: while an answer is being handed to a client that is not
+reading (its send buffer full), that request holds no slot; the connection's send timeout
+(:mod:`gateway.wire.protocol`) drops such a client. The operations routes (``/healthz``,
+``/readyz``, ``/metrics``) are not counted against that cap: an overloaded replica must
+still be observable and must not be killed by its liveness probe. ``/stats`` and
+``/metrics`` are paced instead (:mod:`gateway.protect.ops_pacing`), so a flood of them
+waits, and past a few dozen waiting is shed with a 503, before any ping is.
 
 A query string over ``max_query_bytes`` gets ``414 uri_too_long`` here, whatever the
 server in front; the server's own head limits live in :mod:`gateway.wire.protocol`.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import Overloaded, Rendered, UriTooLong, prerender, send_error
 from gateway.protect.ops_pacing import OpsPacer
@@ -77,8 +79,18 @@ class ProtectMiddleware:
             await self._refuse(send, self._overloaded, "overloaded")
             return
         self.in_flight += 1
+
+        async def send_uncounted(message: Message) -> None:
+            # Waiting on the peer is not work: a client that does not read its answer
+            # would otherwise hold the slot until the connection's send timeout.
+            self.in_flight -= 1
+            try:
+                await send(message)
+            finally:
+                self.in_flight += 1
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_uncounted)
         finally:
             self.in_flight -= 1
 

@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from gateway.wire.answer import AnswerTooLarge
+from gateway.wire.answer import STATUS_OUTSIDE_RANGE, AnswerTooLarge, valid_status
 
 DEFAULT_KEEPALIVE_S = 30.0
 KEEPALIVE_MARGIN_S = 1.0
@@ -94,6 +94,14 @@ class Malformed(HttpFailure):
 
 class Unreadable(HttpFailure):
     words = "answer in a Content-Encoding the gateway cannot read"
+
+
+class BadStatus(HttpFailure):
+    """A status llhttp accepts (any three digits) that HTTP does not: 000-099, 600-999.
+
+    Passed on, uvicorn cannot write it (no answer at all, a traceback per request)."""
+
+    words = STATUS_OUTSIDE_RANGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +252,9 @@ class _Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200:
             return  # an interim answer (100 Continue): the real one follows
+        if not valid_status(status):
+            self._fail(BadStatus())
+            return
         self._status = status
         self._headers_done = True
         self._keep_alive = self._parser.should_keep_alive()

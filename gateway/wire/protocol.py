@@ -19,8 +19,17 @@ Measured on uvicorn 0.54 + httptools 0.9 (tests/wire/test_protocol.py shows each
   has been answered yet) and the connection closed; an app already waiting for the body
   sees the client disconnect;
 - more than ``max_connections`` open connections -> the new one gets ``503 overloaded``
-  and is closed at once, so descriptors stay for clients that send requests;
-- the parser's own refusals (malformed HTTP) answer ``400 bad_request`` as JSON.
+  and is closed at once, so descriptors stay for clients that send requests; except
+  that ``PROBE_RESERVE`` more are kept for health probes: such a connection must send
+  its head within ``PROBE_HEAD_S``, may only ask for ``/healthz`` or ``/readyz`` (else
+  the same 503) and is closed after the answer, so whoever holds the cap's idle
+  connections cannot get the pod restarted by its liveness probe;
+- a client that stops reading its answers (the write buffer stays over its high-water
+  mark) for ``request_timeout_s`` is reset, and at most ``PIPELINE_MAX`` of its
+  pipelined requests are parsed ahead of their answers;
+- the parser's own refusals (malformed HTTP) answer ``400 bad_request`` as JSON;
+- an ``Upgrade`` other than a WebSocket (``h2c``: ``curl --http2``) is ignored, as HTTP/1.1
+  allows: the request and its body are served as HTTP/1.1 and the connection stays usable.
 
 It also sends what one loop iteration wrote to a connection in one ``transport.write``
 at the start of the next (:class:`_Coalesced`): an answer's head and body in one segment,
@@ -43,10 +52,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.errors import (
@@ -71,6 +82,14 @@ _ANSWERS = {
     "too_many_connections": http_bytes(
         prerender(Overloaded, "too many open connections; retry shortly"), "Service Unavailable"
     ),
+    "upgrade_with_chunked_body": http_bytes(
+        prerender(
+            BadRequest,
+            "an Upgrade request with a chunked body is not supported; "
+            "send Content-Length, or no Upgrade",
+        ),
+        "Bad Request",
+    ),
 }
 
 
@@ -78,9 +97,39 @@ _ANSWERS = {
 # (uvicorn's own flow-control high-water mark).
 FLUSH_AT = 65536
 
+# Requests of one connection parsed ahead of its answers (HTTP/1.1 pipelining) at most;
+# past it the rest of what was read is kept as bytes, and reading stays paused, until
+# answers catch up. Fed to the parser in pieces of PARSE_SLICE so one read cannot queue
+# thousands at once.
+PIPELINE_MAX = 32
+PARSE_SLICE = 8192
+
+# Connections past max_connections kept for health probes only, and how soon their
+# request head must arrive (a kubelet sends it at once).
+PROBE_RESERVE = 16
+PROBE_HEAD_S = 1.0
+PROBE_PATHS = frozenset({b"/healthz", b"/readyz"})
+
 # After a refusal, how long and how much input to read and discard before closing.
 LINGER_S = 2.0
 LINGER_BYTES = 256 * 1024
+
+
+def _reset(transport: asyncio.BaseTransport) -> None:
+    """Abort with a TCP reset, so the kernel drops the unsent answers too.
+
+    A plain abort closes the socket, and the kernel keeps trying to deliver what is
+    still in its send buffer (up to 4 MB on Linux) to a peer that does not read, for
+    minutes; ``SO_LINGER`` with a zero timeout discards it at once.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_OFF)
+    transport.abort()
+
+
+_LINGER_OFF = struct.pack("ii", 1, 0)
 
 
 class _Refused(Exception):
@@ -99,18 +148,36 @@ class _Coalesced:
     CPU is the expensive part of a small write; on the 2-vCPU bench box one write cost
     17 us against 2.8 us when the peer was already awake (docs/pages/performance.md).
     The price is at most the rest of one loop iteration before an answer leaves.
+
+    A write of ``FLUSH_AT`` bytes or more goes out at once, after what is pending, as the
+    object it is: a large cached answer (a lookup, ``/openapi.json``) queued for many
+    clients that read slowly or not at all is then held once, not copied per client.
     """
 
-    __slots__ = ("_loop", "_pending", "_size", "_transport")
+    __slots__ = ("_abort_after", "_loop", "_pending", "_size", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        abort_after: float = 10.0,
+    ) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
         self._size = 0
+        self._abort_after = abort_after
 
     def write(self, data: bytes) -> None:
         if not data:
+            return
+        if len(data) >= FLUSH_AT:
+            # A large body goes out as the object it is: joined with what is pending it
+            # would be copied, and a cached answer (a lookup, /openapi.json) held once
+            # per slow client's buffer instead of shared by all of them.
+            self._flush()
+            if not self._transport.is_closing():
+                self._transport.write(data)
             return
         pending = self._pending
         if pending is None:
@@ -139,12 +206,27 @@ class _Coalesced:
         self._transport.write_eof()
 
     def close(self) -> None:
+        """Close once what was written is sent, or abort ``abort_after`` seconds later.
+
+        A close waits for the write buffer to drain; a peer that does not read would
+        keep the connection, its descriptor and its buffers forever (uvicorn closes this
+        way after ``Connection: close``, at the keep-alive timeout, and so do refusals).
+        """
         self._flush()
-        self._transport.close()
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            self._loop.call_later(self._abort_after, _reset, transport)
 
     def abort(self) -> None:
         self._pending = None
         self._transport.abort()
+
+    def reset(self) -> None:
+        self._pending = None
+        _reset(self._transport)
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
@@ -171,6 +253,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._request_deadline: float | None = None
         self._request_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
+        # Body bytes still due for an upgrade request served as HTTP/1.1 (_ignore_upgrade).
+        self._upgrade_body = 0
+        # Read but not parsed: PIPELINE_MAX requests already wait for their answers.
+        self._unparsed = b""
+        # Armed while the transport's write buffer is over its high-water mark.
+        self._send_timer: asyncio.TimerHandle | None = None
+        # Past max_connections, in the reserve: health probes only (PROBE_RESERVE).
+        self._probe_only = False
 
     # -- connection --------------------------------------------------------------------
 
@@ -178,7 +268,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         # Every write of uvicorn's and ours (answers, refusals, closes) goes through it,
         # so their order on the connection is kept.
-        self.transport = _Coalesced(transport, self.loop)  # type: ignore[assignment]
+        self.transport = _Coalesced(transport, self.loop, self.request_timeout_s)  # type: ignore[assignment]
         # asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and a
         # socket bound elsewhere (uvicorn's --workers socket, an inherited one) has
         # proto 0: answers written as head + body then wait ~40 ms for a delayed ACK.
@@ -186,18 +276,52 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.connections) > self.max_connections:
-            self._refuse("too_many_connections")
+        open_now = len(self.connections)
+        if open_now > self.max_connections:
+            if open_now > self.max_connections + PROBE_RESERVE:
+                self._refuse("too_many_connections")
+                return
+            self._probe_only = True
+            self._arm(min(PROBE_HEAD_S, self.request_timeout_s))
             return
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        for timer in (self._request_timer, self._linger_timer):
+        for timer in (self._request_timer, self._linger_timer, self._send_timer):
             if timer is not None:
                 timer.cancel()
-        self._request_timer = self._linger_timer = None
+        self._request_timer = self._linger_timer = self._send_timer = None
+        self._unparsed = b""
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The peer is not taking our answers: it has ``request_timeout_s`` to start again.
+
+        uvicorn only stops writing (the next ``send`` waits); without this a client that
+        never reads would keep that request, its pipelined ones and the buffers forever.
+        """
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.request_timeout_s, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_timed_out(self) -> None:
+        self._send_timer = None
+        if self.on_refusal is not None:
+            self.on_refusal("send_timeout")
+        # Reset, not close: close would wait for the unread answers to drain, which they
+        # will not. connection_lost then wakes the blocked send and drops the pipeline.
+        transport = self.transport
+        if isinstance(transport, _Coalesced):
+            transport.reset()
+        else:
+            _reset(transport)
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own data_received, except that a parser error (ours or llhttp's)
@@ -210,15 +334,49 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._request_deadline is None and not self._in_request():
             self._arm()  # first byte of the next request on a kept-alive connection
         self._unset_keepalive_if_required()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._refuse(self._refusal or "bad_request")
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
+        if self._unparsed:  # still behind on an earlier read: keep the order
+            self._unparsed += data
+            self.flow.pause_reading()
+            return
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        """Feed ``data`` to the parser, keeping what follows once PIPELINE_MAX requests wait."""
+        while data and self._refusal is None:
+            if self._upgrade_body:
+                data = self._take_upgrade_body(data)
+                if not data:
+                    return
+            if len(self.pipeline) >= PIPELINE_MAX:
+                self._unparsed = data
+                self.flow.pause_reading()
+                # The client sent these bytes; it is the gateway that waits. Their clock
+                # starts again when parsing resumes.
+                self._disarm()
+                return
+            if len(data) > PARSE_SLICE:
+                piece, data = data[:PARSE_SLICE], data[PARSE_SLICE:]
             else:
-                self._unsupported_upgrade_warning()
+                piece, data = data, b""
+            try:
+                self.parser.feed_data(piece)
+            except httptools.HttpParserError:
+                self._refuse(self._refusal or "bad_request")
+                return
+            except httptools.HttpParserUpgrade as upgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                    return
+                data = self._ignore_upgrade(piece[upgrade.args[0] :]) + data
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # starts the next pipelined request, resumes reading
+        unparsed = self._unparsed
+        if unparsed and not self.transport.is_closing():
+            self._unparsed = b""
+            self._unset_keepalive_if_required()
+            self._arm()
+            self._parse(unparsed)
 
     # -- parser callbacks --------------------------------------------------------------
 
@@ -245,19 +403,75 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_done = True
+        if self._probe_only:
+            if httptools.parse_url(self.url).path not in PROBE_PATHS:
+                self._refusal = "too_many_connections"
+                raise _Refused
+            super().on_headers_complete()
+            if self.cycle is not None:
+                self.cycle.keep_alive = False  # free the reserve for the next probe
+            return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
 
+    # -- Upgrade (h2c and any other that is not a WebSocket) ---------------------------
+
+    def _ignore_upgrade(self, rest: bytes) -> bytes:
+        """Serve an upgrade request as the HTTP/1.1 request it also is; the bytes after its body.
+
+        ``curl --http2`` asks a plain-http server to switch with ``Upgrade: h2c``; a server
+        may ignore that (RFC 9110 7.8) and answer in HTTP/1.1, and the gateway does. But
+        llhttp ends the message at the head of any upgrade request and hands back the rest
+        as "the other protocol": left alone, a ping's JSON body was never read (422) and
+        nothing after it on the connection was answered. Here the body (its
+        ``Content-Length``) is taken from what follows, and the parser, which starts afresh
+        after an upgrade, gets the bytes after it as the next request.
+        """
+        cycle = self.cycle
+        if cycle is None:
+            return b""
+        length = 0
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = int(value)  # llhttp has refused a malformed one already
+            elif name == b"transfer-encoding":
+                cycle.disconnected = True  # the app, already started, must not answer too
+                cycle.message_event.set()
+                self._refuse("bad_request", answer="upgrade_with_chunked_body")
+                return b""
+        if length <= 0:
+            return rest
+        self._upgrade_body = length
+        cycle.more_body = True  # llhttp called the message complete at its head
+        self._arm()  # the body is due within the request timeout, like any other
+        return self._take_upgrade_body(rest)
+
+    def _take_upgrade_body(self, data: bytes) -> bytes:
+        """Hand the app the upgrade request's body from ``data``; what follows it."""
+        cycle = self.cycle
+        assert cycle is not None
+        take = min(self._upgrade_body, len(data))
+        self._upgrade_body -= take
+        if not cycle.response_complete:  # as uvicorn's on_body: an answered request drops it
+            cycle.body += data[:take]
+            if len(cycle.body) > HIGH_WATER_LIMIT:
+                self.flow.pause_reading()
+        if not self._upgrade_body:
+            cycle.more_body = False
+            self._disarm()
+        cycle.message_event.set()
+        return data[take:]
+
     # -- helpers -----------------------------------------------------------------------
 
     def _in_request(self) -> bool:
         return self.cycle is not None and not self.cycle.response_complete
 
-    def _arm(self) -> None:
-        self._request_deadline = self.loop.time() + self.request_timeout_s
+    def _arm(self, timeout_s: float | None = None) -> None:
+        self._request_deadline = self.loop.time() + (timeout_s or self.request_timeout_s)
         if self._request_timer is None:
             self._request_timer = self.loop.call_at(self._request_deadline, self._due)
 
@@ -287,7 +501,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         self._refuse("request_timeout")
 
-    def _refuse(self, why: str, *, write: bool = True) -> None:
+    def _refuse(self, why: str, *, write: bool = True, answer: str | None = None) -> None:
         self._refusal = why
         self._disarm()
         if self.on_refusal is not None:
@@ -296,7 +510,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if transport.is_closing():
             return
         if write:
-            transport.write(_ANSWERS[why])
+            transport.write(_ANSWERS[answer or why])
         if write and transport.can_write_eof():
             # Lingering close: closing with unread input makes the kernel send RST, which
             # can destroy the answer before the client reads it (a client still sending

@@ -9,8 +9,10 @@ Connections, tuned for a load balancer in front: keep-alive is 75 s, longer than
 idle timeout of common balancers (AWS ALB, GCP, nginx), so the gateway never closes a
 connection the balancer is about to reuse. A request must arrive whole within
 ``GATEWAY_CLIENT_TIMEOUT_S`` of the connection opening (or of its first byte on a kept
-connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``; see
-``gateway/wire/protocol.py`` for why uvicorn needs help there.
+connection) and its head within ``GATEWAY_MAX_HEADER_BYTES``, and a client that leaves
+its answers unread that long is reset; see ``gateway/wire/protocol.py`` for why uvicorn
+needs help there. At start the open-file limit is raised toward the hard one and checked
+against the connection cap and the pools (``gateway/protect/descriptors.py``).
 
 Library versions: subclasses ``uvicorn.Server`` and replaces the ``Server`` and
 ``Process`` of uvicorn's multiprocess supervisor, whose ``Multiprocess(config, sockets)``
@@ -149,6 +151,7 @@ def serve(settings: Settings) -> int:
     configure(settings.log_format, settings.log_level)
     for line in deprecations():
         log.warning(line)
+    _check_descriptors(settings)
     if settings.sandbox:
         url = start_sandbox_thread(call_rate=settings.sandbox_call_rate)
         settings = _with(
@@ -210,6 +213,22 @@ def serve(settings: Settings) -> int:
         if owned:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _check_descriptors(settings: Settings) -> None:
+    """Raise the open-file limit toward the hard one; warn if it is still too low.
+
+    Before the workers are spawned, so they inherit the raised limit.
+    """
+    from gateway.protect.descriptors import raise_soft_limit
+
+    limit = raise_soft_limit(settings)
+    warning = limit.warning()
+    if warning is not None:
+        log.warning(
+            warning,
+            extra={"nofile_soft": limit.soft, "nofile_hard": limit.hard, "needed": limit.needed},
+        )
 
 
 def _multiprocess_metrics_dir() -> tuple[str, bool]:

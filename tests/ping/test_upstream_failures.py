@@ -133,3 +133,34 @@ async def test_an_answer_over_the_limit_is_502_and_its_connection_is_not_reused(
     assert after.status_code == 200
     assert after.content == reservation
     assert connections == 3  # neither refused connection went back to the pool
+
+
+async def test_a_status_outside_100_to_599_is_502_on_every_upstream(
+    make_gateway: MakeGateway, client: httpx.AsyncClient
+) -> None:
+    """HTTP status codes are 100-599 (RFC 9110 15); llhttp and aiohttp read any three
+    digits. Passed on, 600 or 999 made uvicorn raise: no answer, a traceback each time."""
+
+    def answer(seen: Seen) -> Reply:
+        return Reply(status=999 if "odd" in seen.target else 600, body=b'{"status":"reserved"}')
+
+    async with (
+        scripted_upstream(answer) as upstream,
+        make_gateway(
+            rtb_upstream_url=upstream.url,
+            data_writing_url=upstream.url,
+            core_api_url=upstream.url,
+            core_api_v2_url=upstream.url,
+        ) as gw,
+    ):
+        ping = await client.post(f"{gw}/rtbs.json?{PING}")
+        odd = await client.post(f"{gw}/rtbs.json?{PING[:-1]}7&odd=1")
+        write = await client.post(f"{gw}/data_writing?{PING}&odd=1")
+        lookup = await client.get(f"{gw}/calls.json?api_key=k")
+        seen = len(upstream.seen)
+    for refused in (ping, odd, write, lookup):
+        assert refused.status_code == 502
+        body = refused.json()
+        assert body["error"] == "bad_gateway"
+        assert "100-599" in body["message"]
+    assert seen == 4  # each reached the upstream once

@@ -21,6 +21,7 @@ async def serve_guarded(
     request_timeout_s: float = 0.5,
     max_connections: int = 1000,
     timeout_keep_alive: int = 75,
+    lifespan: str = "off",
 ) -> AsyncIterator[tuple[int, list[str]]]:
     """Serve ``app`` on a free port with the guarded protocol; yield (port, refusals)."""
     saved = dict(vars(connection.GuardedHttpToolsProtocol))
@@ -36,7 +37,7 @@ async def serve_guarded(
         app,
         log_config=None,
         access_log=False,
-        lifespan="off",
+        lifespan=lifespan,
         loop="asyncio",
         http=protocol,
         timeout_keep_alive=timeout_keep_alive,
