@@ -529,10 +529,35 @@ def configure(
     max_connections: int,
     on_refusal: Callable[[str], None] | None = None,
 ) -> type[GuardedHttpToolsProtocol]:
-    """Set this process's limits; returns the class to hand uvicorn as ``http=``."""
+    """The protocol class for these limits, to hand uvicorn as ``http=``.
+
+    A subclass made per call: the limits belong to the class uvicorn is given, never to
+    the shared :class:`GuardedHttpToolsProtocol`, so two servers in one process (the tests
+    run many) each keep their own and nothing is mutated at start."""
+    limits: dict[str, Any] = {
+        "max_head_bytes": max_head_bytes,
+        "request_timeout_s": request_timeout_s,
+        "max_connections": max_connections,
+        "on_refusal": staticmethod(on_refusal) if on_refusal is not None else None,
+        "__module__": __name__,
+    }
+    return type(GuardedHttpToolsProtocol.__name__, (GuardedHttpToolsProtocol,), limits)
+
+
+def configure_worker_process(
+    *,
+    max_head_bytes: int,
+    request_timeout_s: float,
+    max_connections: int,
+    on_refusal: Callable[[str], None] | None = None,
+) -> None:
+    """Set the limits on :class:`GuardedHttpToolsProtocol` itself, for a ``--workers N``
+    worker: uvicorn pickles its config, protocol class included, into each spawned worker,
+    so the class must be importable by name, and the worker (a process that serves only
+    these settings) sets its limits once, at its start. Everywhere else :func:`configure`
+    makes a class of its own."""
     cls = GuardedHttpToolsProtocol
     cls.max_head_bytes = max_head_bytes
     cls.request_timeout_s = request_timeout_s
     cls.max_connections = max_connections
     cls.on_refusal = staticmethod(on_refusal) if on_refusal is not None else None  # type: ignore[assignment]
-    return cls

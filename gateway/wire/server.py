@@ -35,6 +35,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -100,19 +101,19 @@ def worker_app() -> Starlette:
     # prometheus_client was imported in multiprocess mode.
     metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     app = create_app(settings, drain=_process_drain, metrics=metrics)
-    _guard_connections(settings, metrics)  # this worker's protocol limits (class attributes)
+    from gateway.wire.protocol import configure_worker_process
+
+    configure_worker_process(**_limits(settings, metrics))  # this worker's protocol limits
     return app
 
 
-def _guard_connections(settings: Settings, metrics: Metrics | None = None) -> type:
-    """Limits of the HTTP protocol (gateway/wire/protocol.py); the class for uvicorn."""
-    from gateway.wire.protocol import configure as configure_connections
-
-    return configure_connections(
+def _limits(settings: Settings, metrics: Metrics) -> dict[str, Any]:
+    """Limits of the HTTP protocol (gateway/wire/protocol.py) from the settings."""
+    return dict(
         max_head_bytes=settings.max_header_bytes,
         request_timeout_s=settings.client_timeout_s,
         max_connections=settings.max_connections,
-        on_refusal=metrics.protect_refusal if metrics is not None else None,
+        on_refusal=metrics.protect_refusal,
     )
 
 
@@ -173,8 +174,6 @@ def serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
         loop="uvloop",
-        # httptools with a head-size limit and a request-arrival timeout uvicorn lacks.
-        http=_guard_connections(settings),
         lifespan="on",
         timeout_keep_alive=75,
         timeout_graceful_shutdown=30,
@@ -188,10 +187,13 @@ def serve(settings: Settings) -> int:
     )
     DrainingServer.drain_delay_s = settings.drain_delay_s
     if settings.workers == 1:
+        from gateway.wire.protocol import configure
+
         metrics = Metrics()
         app = create_app(settings, drain=_process_drain, metrics=metrics)
-        _guard_connections(settings, metrics)
-        server = DrainingServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+        # httptools with a head-size limit and a request-arrival timeout uvicorn lacks.
+        protocol = configure(**_limits(settings, metrics))
+        server = DrainingServer(uvicorn.Config(app, http=protocol, **common))  # type: ignore[arg-type]
         server.announce = functools.partial(banner.announce, settings)
         server.run()
         return 0 if server.started else 3
@@ -202,8 +204,14 @@ def serve(settings: Settings) -> int:
     multiprocess.Server = DrainingServer  # type: ignore[misc]  # workers drain like one process
     metrics_dir, owned = _multiprocess_metrics_dir()
     multiprocess.Process = _MetricsProcess  # type: ignore[misc]
+    from gateway.wire.protocol import GuardedHttpToolsProtocol
+
     config = uvicorn.Config(
-        "gateway.wire.server:worker_app", factory=True, workers=settings.workers, **common
+        "gateway.wire.server:worker_app",
+        factory=True,
+        workers=settings.workers,
+        http=GuardedHttpToolsProtocol,  # by name: each worker sets its limits (worker_app)
+        **common,
     )  # type: ignore[arg-type]
     listener = config.bind_socket()
     banner.announce(settings, listener)

@@ -16,12 +16,21 @@ from typing import Any
 import httpx
 import uvicorn
 
+from gateway.config import Settings
+from gateway.wire.protocol import configure
 from tests.support.ports import free_port, listening_socket
+
+# The limits production runs with (Settings' defaults), on the production protocol.
+_DEFAULTS = Settings()
 
 
 @contextlib.asynccontextmanager
 async def serve_app(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free port; yield its base URL; shut down cleanly."""
+    """Serve ``app`` with uvicorn on a free port; yield its base URL; shut down cleanly.
+
+    The protocol is the gateway's own (gateway/wire/protocol.py: head limits, timers,
+    coalesced writes) with the default limits, as ``gateway serve`` runs it; the event
+    loop is the test's own."""
     sock = listening_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(
@@ -30,7 +39,11 @@ async def serve_app(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
         access_log=False,
         lifespan=lifespan,
         loop="asyncio",
-        http="httptools",
+        http=configure(
+            max_head_bytes=_DEFAULTS.max_header_bytes,
+            request_timeout_s=_DEFAULTS.client_timeout_s,
+            max_connections=_DEFAULTS.max_connections,
+        ),
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

@@ -24,7 +24,6 @@ async def serve_guarded(
     lifespan: str = "off",
 ) -> AsyncIterator[tuple[int, list[str]]]:
     """Serve ``app`` on a free port with the guarded protocol; yield (port, refusals)."""
-    saved = dict(vars(connection.GuardedHttpToolsProtocol))
     refusals: list[str] = []
     protocol = connection.configure(
         max_head_bytes=max_head_bytes,
@@ -56,5 +55,3 @@ async def serve_guarded(
         server.should_exit = True
         await task
         sock.close()
-        for name in ("max_head_bytes", "request_timeout_s", "max_connections", "on_refusal"):
-            setattr(connection.GuardedHttpToolsProtocol, name, saved[name])

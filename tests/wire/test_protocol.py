@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from gateway.wire import protocol as connection
 from tests.wire.guarded import serve_guarded
 
 seen_bodies: list[bytes] = []
@@ -396,3 +397,13 @@ async def test_requests_waiting_behind_a_long_pipeline_do_not_time_out() -> None
         writer.close()
     assert answers == [(200, str(i).encode()) for i in range(1000)]
     assert refusals == []
+
+
+def test_configure_makes_a_class_per_call_and_leaves_the_shared_one_alone() -> None:
+    before = dict(vars(connection.GuardedHttpToolsProtocol))
+    small = connection.configure(max_head_bytes=1024, request_timeout_s=1, max_connections=2)
+    large = connection.configure(max_head_bytes=65536, request_timeout_s=9, max_connections=9)
+    assert (small.max_head_bytes, large.max_head_bytes) == (1024, 65536)
+    assert (small.max_connections, large.max_connections) == (2, 9)
+    assert issubclass(small, connection.GuardedHttpToolsProtocol)
+    assert dict(vars(connection.GuardedHttpToolsProtocol)) == before
