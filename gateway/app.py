@@ -36,6 +36,7 @@ from gateway.coreapi.lookups import Lookups, per_process_concurrency
 from gateway.coreapi.mirror import CoreApiEndpoints
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.ledger.admin import admin_routes
+from gateway.ledger.analytics import analytics_routes
 from gateway.ledger.build import build_ledger
 from gateway.ledger.tap import OutcomeTap
 from gateway.observe.health import DrainState, Health
@@ -171,6 +172,11 @@ def create_app(
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *admin_routes(ledger, settings.admin_token.reveal() if settings.admin_token else None),
+        *analytics_routes(
+            ledger,
+            settings.admin_token.reveal() if settings.admin_token else None,
+            settings.analytics_max_rows,
+        ),
         *core_endpoints.routes(),
     ]
 

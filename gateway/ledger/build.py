@@ -13,7 +13,9 @@ from gateway.observe.metrics import Metrics
 def build_store(settings: Settings) -> LedgerStore:
     """PostgreSQL with ``GATEWAY_LEDGER_URL`` (never in ``--sandbox``), else in process."""
     if settings.ledger_url is None or settings.sandbox:
-        return MemoryLedgerStore(settings.ledger_memory_max_events)
+        return MemoryLedgerStore(
+            settings.ledger_memory_max_events, settings.ledger_memory_max_rollups
+        )
     from gateway.ledger.postgres import PostgresLedgerStore
 
     return PostgresLedgerStore(
