@@ -7,7 +7,7 @@ rollup update is impossible (one transaction). Rows are upserted in key order, s
 replicas writing the same hour never deadlock.
 
 Read by :func:`query`: the hourly rows summed in SQL by period and publisher (and
-sub-ID), then the histograms of just those rows, summed bucket by bucket.
+sub-ID), histogram buckets included (one ``sum(upstream_ms_hist[i])`` per bucket).
 """
 
 from __future__ import annotations
@@ -148,7 +148,11 @@ async def query(
     sub = "sub_id" if by == "sub_id" else "''"
     low = datetime.fromtimestamp(hour_of(since), UTC)
     high = datetime.fromtimestamp(until, UTC)
-    sums = ", ".join(f"sum({c})" for c in _SUM_COLUMNS)
+    # Bucket by bucket in the same pass (a subscript per row is cheap; unnesting is not).
+    sums = ", ".join(
+        [*(f"sum({c})" for c in _SUM_COLUMNS)]
+        + [f"sum(upstream_ms_hist[{i}])" for i in range(1, HIST_LEN + 1)]
+    )
     records = await conn.fetch(
         f"SELECT {period} AS period, publisher_id, {sub} AS sub, {sums} "  # noqa: S608 - constants
         f"FROM {ROLLUPS} WHERE hour >= $1 AND hour < $2 "
@@ -158,36 +162,13 @@ async def query(
         limit,
         timeout=timeout_s,
     )
-    rows: dict[tuple[datetime | None, str, str], Rollup] = {}
+    grouped: list[Grouped] = []
+    first_hist = 3 + len(_SUM_COLUMNS)
     for r in records:
         values = {c: r[i + 3] for i, c in enumerate(_SUM_COLUMNS)}
         for c in COUNT_FIELDS:
             values[c] = int(values[c])
-        rows[(r[0], r[1], r[2])] = Rollup(**values)
-    if rows:
-        keys = list(rows)
-        hists = await conn.fetch(
-            f"SELECT k.period, k.publisher_id, k.sub, u.i, sum(u.n) "  # noqa: S608 - constants
-            "FROM unnest($3::timestamptz[], $4::text[], $5::text[]) "
-            "AS k(period, publisher_id, sub) "
-            f"JOIN {ROLLUPS} r ON r.publisher_id = k.publisher_id "
-            f"AND ({period.replace('hour', 'r.hour')}) IS NOT DISTINCT FROM k.period "
-            f"AND ({'r.sub_id' if by == 'sub_id' else chr(39) * 2}) = k.sub "
-            "CROSS JOIN LATERAL unnest(r.upstream_ms_hist) WITH ORDINALITY AS u(n, i) "
-            "WHERE r.hour >= $1 AND r.hour < $2 AND r.reserved > 0 "
-            "GROUP BY 1, 2, 3, 4",
-            low,
-            high,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-            timeout=timeout_s,
-        )
-        for h in hists:
-            rollup = rows.get((h[0], h[1], h[2]))
-            if rollup is not None and 1 <= h[3] <= HIST_LEN:
-                rollup.upstream_ms_hist[h[3] - 1] += int(h[4])
-    return [
-        (None if k[0] is None else int(k[0].timestamp()), k[1], k[2], rollup)
-        for k, rollup in rows.items()
-    ]
+        hist = [int(r[first_hist + i] or 0) for i in range(HIST_LEN)]
+        period_s = None if r[0] is None else int(r[0].timestamp())
+        grouped.append((period_s, r[1], r[2], Rollup(**values, upstream_ms_hist=hist)))
+    return grouped
