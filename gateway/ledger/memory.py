@@ -12,7 +12,7 @@ past ``until``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.ledger.events import Row
 from gateway.ledger.rollups import Grouped, MemoryRollups, Reconciled, group
@@ -22,10 +22,15 @@ from gateway.ledger.store import Stamped
 class MemoryLedgerStore:
     description = "in-process"
 
-    def __init__(self, max_events: int, max_rollups: int = 100_000) -> None:
+    def __init__(
+        self,
+        max_events: int,
+        max_rollups: int = 100_000,
+        on_evict: Callable[[], None] | None = None,
+    ) -> None:
         self.max_events = max_events
         # A confirmation finds its reservation among as many uuids as the ring holds.
-        self.rollups = MemoryRollups(max_rollups, max_uuids=max_events)
+        self.rollups = MemoryRollups(max_rollups, max_uuids=max_events, on_evict=on_evict)
         self._rows: deque[tuple[float, Row]] = deque(maxlen=max_events)
         self.evicted = 0
 

@@ -25,7 +25,7 @@ bucket high), the last bucket's lower bound when it falls past every bound.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -88,6 +88,10 @@ class Reconciled(msgspec.Struct, frozen=True):
     confirmed_not_called: int
     converted: int
     payout_earned: float
+
+
+def _nothing() -> None:
+    return None
 
 
 def hour_of(at: float) -> int:
@@ -163,14 +167,18 @@ def add_reconciled_to(rollup: Rollup, item: Reconciled) -> None:
 
 class MemoryRollups:
     """The in-process rollups: a dict bounded to ``max_rows`` keys, and a bounded map of
-    reservation uuid → the key it counted under, so a confirmation finds its reservation.
+        reservation uuid → the key it counted under, so a confirmation finds its reservation.
 
-    When full, the oldest entries make room (dicts keep insertion order, which is roughly
-    time order): counted in ``evicted`` and ``uuids_evicted``.
+        When full, the oldest entries make room (dicts keep insertion order, which is roughly
+        time order): counted in ``evicted`` and ``uuids_evicted``, and in
+    ``gateway_ledger_rollups_evicted_total`` through ``on_evict``.
     """
 
-    def __init__(self, max_rows: int, max_uuids: int) -> None:
+    def __init__(
+        self, max_rows: int, max_uuids: int, on_evict: Callable[[], None] | None = None
+    ) -> None:
         self.max_rows = max_rows
+        self._on_evict = on_evict or _nothing
         self.max_uuids = max_uuids
         self.rows: dict[Key, Rollup] = {}
         self.uuids: dict[str, Key] = {}
@@ -183,6 +191,7 @@ class MemoryRollups:
             if len(self.rows) >= self.max_rows:
                 del self.rows[next(iter(self.rows))]
                 self.evicted += 1
+                self._on_evict()
             rollup = self.rows[key] = Rollup()
         return rollup
 
@@ -202,6 +211,7 @@ class MemoryRollups:
         if uuid not in self.uuids and len(self.uuids) >= self.max_uuids:
             del self.uuids[next(iter(self.uuids))]
             self.uuids_evicted += 1
+            self._on_evict()
         self.uuids[uuid] = key
 
     def add_reconciled(self, items: list[Reconciled]) -> None:

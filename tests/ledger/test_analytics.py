@@ -264,3 +264,24 @@ async def test_csv_cells_never_run_as_formulas(
         raw = (await client.get(f"{gw}/admin/publishers.json")).json()
     assert ",'=HYPERLINK(1)," in text
     assert raw["rows"][0]["publisher_id"] == "=HYPERLINK(1)"
+
+
+async def test_in_process_rollups_are_bounded_and_count_evictions(
+    make_gateway: MakeGateway, sandbox_url: str, client: httpx.AsyncClient
+) -> None:
+    async with make_gateway(rtb_upstream_url=sandbox_url, ledger_memory_max_rollups=1) as gw:
+        for n in range(2):
+            await client.post(
+                f"{gw}/rtbs.json",
+                json={"key": RTB_KEY, "publisher_id": f"p{n}", "caller_number": f"+1855848550{n}"},
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while True:
+            metrics = (await client.get(f"{gw}/metrics")).text
+            if "gateway_ledger_rollups_evicted_total 1.0" in metrics or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        rows = (await client.get(f"{gw}/admin/publishers.json")).json()["rows"]
+    assert "gateway_ledger_rollups_evicted_total 1.0" in metrics
+    assert [r["publisher_id"] for r in rows] == ["p1"]  # the newest stayed

@@ -113,13 +113,15 @@ async def test_postgres_store_rollups(postgres_url: str) -> None:
 
 
 def test_memory_rollups_are_bounded_and_count_what_they_evict() -> None:
-    rollups = MemoryRollups(max_rows=2, max_uuids=1)
+    evictions: list[int] = []
+    rollups = MemoryRollups(max_rows=2, max_uuids=1, on_evict=lambda: evictions.append(1))
     rollups.add([_reserved(HOUR + h * 3600, h, "p", None, 0.01) for h in range(3)])
     assert len(rollups.rows) == 2
     assert rollups.evicted == 1
     assert min(k[0] for k in rollups.rows) == HOUR + 3600  # the oldest made room
     assert list(rollups.uuids) == ["uuid-2"]
     assert rollups.uuids_evicted == 2
+    assert len(evictions) == 3  # gateway_ledger_rollups_evicted_total
 
 
 @pytest.mark.parametrize(
