@@ -35,7 +35,7 @@ from starlette.routing import Route
 from gateway.errors import InvalidQuery
 from gateway.ledger.admin import AdminAuth, LedgerUnavailable, Unauthorized, guarded
 from gateway.ledger.events import format_at, parse_at
-from gateway.ledger.rollups import Grouped, percentile
+from gateway.ledger.rollups import Grouped, hour_of, percentile
 from gateway.ledger.store import StoreUnavailable
 from gateway.ledger.writer import Ledger
 
@@ -168,7 +168,7 @@ class PublisherAnalytics:
     async def json(self, request: Request) -> Response:
         query, rows, truncated = await self.rows(request)
         body = {
-            "from": format_at(query.since),
+            "from": format_at(hour_of(query.since)),  # rollups are hourly
             "to": format_at(query.until),
             "by": query.by,
             "granularity": query.granularity,

@@ -24,6 +24,7 @@ from gateway.ledger.rollups import (
     Reconciled,
     Rollup,
     count_row,
+    counts,
     hour_of,
     is_confirmation,
 )
@@ -85,6 +86,8 @@ async def add_inserted(conn: Any, inserted: list[Any], timeout_s: float) -> None
             )
     sums: dict[Key, Rollup] = {}
     for at, row in stamped:
+        if not counts(row):  # data writing, an auction's legs: no row of zeros
+            continue
         key: Key = (hour_of(at), row.publisher_id or "", row.sub_id or "")
         if is_confirmation(row) and row.reservation_uuid:
             key = owners.get(row.reservation_uuid, key)

@@ -49,6 +49,8 @@ def _batches() -> tuple[list[Any], list[Any]]:
         _row(HOUR + 50, 5, "shed", publisher_id="p", sub_id="s"),
         # An auction's leg: the gateway's own traffic, never a ping.
         _row(HOUR + 50, 5, "lost", publisher_id="p", sub_id="s", leg=1),
+        # Call data writing is no ping: no row for its publisher.
+        _row(HOUR + 55, 8, "written", route="/data_writing", publisher_id="dw"),
     ]
     # The next hour: one confirmation of an earlier bid, one of a bid nobody knows.
     second = [_confirm(HOUR + 3700, 6, "uuid-1"), _confirm(HOUR + 3710, 7, "uuid-x")]
