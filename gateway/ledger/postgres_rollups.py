@@ -115,7 +115,12 @@ async def upsert(conn: Any, sums: dict[Key, Rollup], timeout_s: float) -> None:
 
 
 async def add_reconciled(conn: Any, items: list[Reconciled], timeout_s: float) -> None:
-    """Reconciliation's sums added to their rollup rows (created when absent)."""
+    """Reconciliation's sums added to their rollup rows (created when absent).
+
+    Runs in a transaction of its own, or as a savepoint of the caller's: a pass that
+    settles its events and calls this on the same connection inside one transaction
+    commits both or neither, so a crash in between neither loses nor doubles a sum.
+    """
     sums: dict[Key, Rollup] = {}
     for item in items:
         key = (hour_of(item.hour), item.publisher_id or "", item.sub_id or "")
