@@ -36,6 +36,7 @@ from gateway.coreapi.lookups import Lookups, per_process_concurrency
 from gateway.coreapi.mirror import CoreApiEndpoints
 from gateway.errors import GatewayError, HttpError, MethodNotAllowed, NotFound
 from gateway.ledger.admin import admin_routes
+from gateway.ledger.analytics import analytics_routes
 from gateway.ledger.auction_legs import LegRecorder
 from gateway.ledger.build import build_ledger
 from gateway.ledger.reconcile import ReconcileMetrics, build_reconciler, reconcile_routes
@@ -190,6 +191,7 @@ def create_app(
         Route("/status", status_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         *admin_routes(ledger, admin_token),
+        *analytics_routes(ledger, admin_token, settings.analytics_max_rows),
         *reconcile_routes(reconciler, admin_token),
         *core_endpoints.routes(),
     ]

@@ -449,6 +449,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int,
         Meta(ge=1, le=10_000_000, description="events the in-process ledger keeps (newest)"),
     ] = 100_000
+    ledger_memory_max_rollups: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=10_000_000,
+            description="publisher × sub-ID × hour analytics rows the in-process ledger keeps "
+            "(the oldest make room)",
+        ),
+    ] = 100_000
+    analytics_max_rows: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=1_000_000,
+            description="most rows one `/admin/publishers.json` or `.csv` answer carries "
+            "(more: the answer says `truncated`)",
+        ),
+    ] = 10_000
     ledger_retention_days: Annotated[
         int,
         Meta(ge=1, le=3650, description="days of PostgreSQL ledger partitions kept"),

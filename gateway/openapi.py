@@ -261,6 +261,71 @@ def _rtb_paths() -> dict[str, Any]:
     }
 
 
+_ANALYTICS_PARAMS = [
+    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+    {"name": "by", "in": "query", "schema": {"enum": ["publisher", "sub_id"]}},
+    {"name": "granularity", "in": "query", "schema": {"enum": ["total", "day", "hour"]}},
+]
+_ADMIN_REFUSALS = {
+    "401": _error("a wrong or missing Bearer token"),
+    "403": _error("not a loopback client while no admin token is set"),
+}
+
+
+def _analytics_paths() -> dict[str, Any]:
+    """Publisher analytics (gateway/ledger/analytics.py; docs/pages/analytics.md)."""
+    answers = {
+        "400": _error("a bad from, to, by or granularity (named in fields)"),
+        **_ADMIN_REFUSALS,
+        "503": _error("the ledger store cannot be read now"),
+    }
+    return {
+        "/admin/publishers.json": {
+            "get": {
+                "summary": "Per publisher (and sub-ID) rows over a range, from hourly rollups",
+                "operationId": "publishersJson",
+                "tags": ["admin"],
+                "parameters": _ANALYTICS_PARAMS,
+                "responses": {
+                    "200": _json("rows (and whether they were truncated)", {"type": "object"}),
+                    **answers,
+                },
+            }
+        },
+        "/admin/publishers.csv": {
+            "get": {
+                "summary": "The same rows as CSV (X-Truncated: true when cut)",
+                "operationId": "publishersCsv",
+                "tags": ["admin"],
+                "parameters": _ANALYTICS_PARAMS,
+                "responses": {
+                    "200": {
+                        "description": "rows",
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    **answers,
+                },
+            }
+        },
+        "/admin/publishers": {
+            "get": {
+                "summary": "A page for people: the funnel per publisher and a chart; it fetches "
+                "publishers.json (a browser without the token gets it with the 401, to ask)",
+                "operationId": "publishersPage",
+                "tags": ["admin"],
+                "responses": {
+                    "200": {
+                        "description": "the page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **_ADMIN_REFUSALS,
+                },
+            }
+        },
+    }
+
+
 def _ops_paths() -> dict[str, Any]:
     status = {"type": "object", "properties": {"status": {"type": "string"}}}
     return {
@@ -349,6 +414,7 @@ def _ops_paths() -> dict[str, Any]:
                 },
             }
         },
+        **_analytics_paths(),
         "/status": {
             "get": {
                 "summary": "A live HTML page drawn from /stats (refreshes itself)",

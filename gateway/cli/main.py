@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from gateway import __version__
-from gateway.cli import calls, check_config, sandbox, serve
+from gateway.cli import calls, check_config, report, sandbox, serve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
             "export", help="every call in a date range as NDJSON or CSV (paged, resumable)"
         )
     )
+    report.add_arguments(
+        sub.add_parser("report", help="publisher analytics from a running gateway (table or CSV)")
+    )
     return parser
 
 
@@ -39,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sandbox.run(args)
     if args.command == "calls":
         return calls.run(args)
+    if args.command == "report":
+        return report.run(args)
     if args.command == "check-config":
         return check_config.run(args)
     return serve.run(args)

@@ -10,10 +10,14 @@ from gateway.ledger.writer import Ledger
 from gateway.observe.metrics import Metrics
 
 
-def build_store(settings: Settings) -> LedgerStore:
+def build_store(settings: Settings, metrics: Metrics | None = None) -> LedgerStore:
     """PostgreSQL with ``GATEWAY_LEDGER_URL`` (never in ``--sandbox``), else in process."""
     if settings.ledger_url is None or settings.sandbox:
-        return MemoryLedgerStore(settings.ledger_memory_max_events)
+        return MemoryLedgerStore(
+            settings.ledger_memory_max_events,
+            settings.ledger_memory_max_rollups,
+            on_evict=metrics.ledger_rollups_evicted.inc if metrics else None,
+        )
     from gateway.ledger.postgres import PostgresLedgerStore
 
     return PostgresLedgerStore(
@@ -26,7 +30,7 @@ def build_store(settings: Settings) -> LedgerStore:
 def build_ledger(settings: Settings, metrics: Metrics) -> Ledger:
     secret = settings.ledger_secret.reveal().encode() if settings.ledger_secret else None
     ledger = Ledger(
-        build_store(settings),
+        build_store(settings, metrics),
         Materializer(secret),
         queue_max=settings.ledger_queue_max,
         flush_timeout_s=settings.ledger_flush_timeout_s,

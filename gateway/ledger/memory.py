@@ -3,18 +3,21 @@
 The default without ``GATEWAY_LEDGER_URL`` and with ``--sandbox``, as the in-process
 shield is: one replica (with ``--workers N`` each worker keeps its own), gone on restart.
 ``GATEWAY_LEDGER_MEMORY_MAX_EVENTS`` bounds it; the oldest rows make room for new ones
-(counted in ``evicted``). Rows arrive in the order they were answered, so the ring is
-ordered by ``at`` and an export can stop at the first row past ``until``.
+(counted in ``evicted``). Its analytics rollups (rollups.py) are kept in ``write`` and
+bounded on their own, so they outlive the ring's events. Rows arrive in the order they
+were answered, so the ring is ordered by ``at`` and an export can stop at the first row
+past ``until``.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.ledger import memory_reconcile
 from gateway.ledger.events import Row
 from gateway.ledger.matching import Outcome
+from gateway.ledger.rollups import Grouped, MemoryRollups, Reconciled, group
 from gateway.ledger.settling import add_reconciled
 from gateway.ledger.store import Stamped
 
@@ -22,8 +25,15 @@ from gateway.ledger.store import Stamped
 class MemoryLedgerStore:
     description = "in-process"
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(
+        self,
+        max_events: int,
+        max_rollups: int = 100_000,
+        on_evict: Callable[[], None] | None = None,
+    ) -> None:
         self.max_events = max_events
+        # A confirmation finds its reservation among as many uuids as the ring holds.
+        self.rollups = MemoryRollups(max_rollups, max_uuids=max_events, on_evict=on_evict)
         self._rows: deque[tuple[float, Row]] = deque(maxlen=max_events)
         self.evicted = 0
 
@@ -38,6 +48,15 @@ class MemoryLedgerStore:
         if overflow > 0:
             self.evicted += min(overflow, len(rows) + len(self._rows))
         self._rows.extend(rows)
+        self.rollups.add(rows)
+
+    async def add_reconciled(self, items: list[Reconciled]) -> None:
+        self.rollups.add_reconciled(items)
+
+    async def analytics(
+        self, since: float, until: float, by: str, granularity: str, limit: int
+    ) -> list[Grouped]:
+        return group(self.rollups.between(since, until), by, granularity)[:limit]
 
     async def export(
         self, since: float | None, until: float | None, limit: int

@@ -26,8 +26,10 @@ from typing import Any
 import asyncpg
 
 from gateway.config import mask_url
+from gateway.ledger import postgres_rollups as rollups
 from gateway.ledger.events import ROW_FIELDS, Row
 from gateway.ledger.migrations import LOCK_ID, migrate
+from gateway.ledger.rollups import Grouped, Reconciled
 from gateway.ledger.store import Stamped, StoreUnavailable
 
 log = logging.getLogger("gateway.ledger")
@@ -81,11 +83,14 @@ class PostgresLedgerStore:
                 await conn.copy_records_to_table(
                     STAGING, records=records, columns=COLUMNS, timeout=t
                 )
-                await conn.execute(
+                inserted = await conn.fetch(
                     f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "  # noqa: S608 - constants
-                    f"SELECT {', '.join(COLUMNS)} FROM {STAGING} ON CONFLICT DO NOTHING",
+                    f"SELECT {', '.join(COLUMNS)} FROM {STAGING} ON CONFLICT DO NOTHING "
+                    f"RETURNING {rollups.RETURNING}",
                     timeout=t,
                 )
+                # Only what was inserted now counts: a retried batch adds nothing twice.
+                await rollups.add_inserted(conn, inserted, t)
             if time.monotonic() - self._maintained_at > MAINTENANCE_EVERY_S:
                 await self._maintain(conn)
         except BaseException:
@@ -192,6 +197,29 @@ class PostgresLedgerStore:
             raise StoreUnavailable(type(exc).__name__) from None
         finally:
             await pool.release(conn)
+
+    async def add_reconciled(self, items: list[Reconciled]) -> None:
+        """Reconciliation's sums into their rollup rows (rollups.py, postgres_rollups.py)."""
+        if not items:
+            return
+        pool = await self._reader()
+        async with pool.acquire(timeout=self.timeout_s) as conn:
+            await rollups.add_reconciled(conn, items, self.timeout_s)
+
+    async def analytics(
+        self, since: float, until: float, by: str, granularity: str, limit: int
+    ) -> list[Grouped]:
+        """Rollups summed per period and publisher (and sub-ID): postgres_rollups.query."""
+        try:
+            pool = await self._reader()
+            async with pool.acquire(timeout=self.timeout_s) as conn:
+                return await rollups.query(
+                    conn, since, until, by, granularity, limit, self.timeout_s
+                )
+        except asyncpg.UndefinedTableError:
+            return []  # nothing written yet
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
 
     async def _reader(self) -> Any:
         if self._pool is None:

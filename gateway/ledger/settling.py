@@ -6,9 +6,7 @@ cut short and re-run, changes nothing the second time; only the events actually 
 are summed into :class:`Reconciled` rows, one per (hour of the reservation's ``at``,
 publisher, sub-ID), for the rollups' ``add_reconciled``.
 
-:class:`Reconciled` mirrors the struct of the same name that the analytics rollups
-(``gateway/ledger/rollups.py``) define; this copy stands in until both are merged, so
-the field names and meaning are the shared contract's, not this module's.
+:class:`Reconciled` is the rollups' own (``gateway/ledger/rollups.py``).
 """
 
 from __future__ import annotations
@@ -19,21 +17,9 @@ from typing import Any
 import msgspec
 
 from gateway.ledger.matching import CALLED, LATE_CALL, NOT_CALLED
+from gateway.ledger.rollups import Reconciled
 
 HOUR_S = 3600
-
-
-class Reconciled(msgspec.Struct, frozen=True):
-    """Reconciliation's additions to one rollup row (see the module docstring)."""
-
-    hour: float
-    publisher_id: str | None
-    sub_id: str | None
-    calls: int = 0
-    called_in_time: int = 0
-    confirmed_not_called: int = 0
-    converted: int = 0
-    payout_earned: float = 0.0
 
 
 class Changed(msgspec.Struct, frozen=True):
@@ -93,7 +79,6 @@ def summarize(changed: Iterable[Changed]) -> Settled:
 
 
 async def add_reconciled(store: Any, items: list[Reconciled]) -> None:
-    """Hand ``items`` to the store's rollups (analytics' ``add_reconciled``), if it has them."""
-    adder = getattr(store, "add_reconciled", None)
-    if adder is not None and items:
-        await adder(items)
+    """Hand ``items`` to the store's rollups (both stores keep them)."""
+    if items:
+        await store.add_reconciled(items)

@@ -318,6 +318,11 @@ class Metrics:
             "Ledger batch writes that failed and were retried",
             registry=r,
         )
+        self.ledger_rollups_evicted = Counter(
+            "gateway_ledger_rollups_evicted_total",
+            "In-process analytics rollup rows and reservation uuids evicted to stay bounded",
+            registry=r,
+        )
         self.ledger_queue_depth = Gauge(
             "gateway_ledger_queue_depth",
             "Ledger events waiting to be written",
@@ -342,6 +347,7 @@ class Metrics:
             self.ledger_dropped,
             self.ledger_write_failures,
             self.access_log_dropped,
+            self.ledger_rollups_evicted,
         ):
             unlock(unlabelled)
 

@@ -46,6 +46,15 @@ async def db_count(url: str, distinct: bool = False) -> int:
         await conn.close()
 
 
+async def rollup_pings(url: str) -> int:
+    """Pings counted by the analytics rollups (kept in the writer's transaction)."""
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        return int(await conn.fetchval("SELECT coalesce(sum(pings), 0) FROM ledger_rollups"))
+    finally:
+        await conn.close()
+
+
 async def ledger_stats(client: httpx.AsyncClient, gw: str) -> dict[str, Any]:
     return (await client.get(f"{gw}/stats")).json()["ledger"]
 
@@ -121,6 +130,7 @@ async def test_postgres_stopped_under_load(
     assert after["dropped_total"] == 0
     assert await db_count(postgres_url) == load.answered
     assert await db_count(postgres_url, distinct=True) == load.answered
+    assert await rollup_pings(postgres_url) == load.answered  # retried batches counted once
 
 
 async def _rows_at_least(url: str, count: int) -> bool:
@@ -169,6 +179,7 @@ async def test_postgres_killed_mid_batch_leaves_no_duplicate_and_no_gap(
     assert ledger.failures >= 1
     assert await db_count(postgres_url) == 1510
     assert await db_count(postgres_url, distinct=True) == 1510
+    assert await rollup_pings(postgres_url) == 1510  # the killed batch counted once
 
 
 async def test_a_slow_postgres_never_slows_a_ping(
