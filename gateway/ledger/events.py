@@ -54,8 +54,12 @@ class Event(msgspec.Struct, gc=False):
     auction: str | None = None
 
 
-class Row(msgspec.Struct, kw_only=True):
-    """An event as stored and exported: every field present, ``null`` when it has none."""
+class Row(msgspec.Struct, kw_only=True, gc=False):
+    """An event as stored and exported: every field present, ``null`` when it has none.
+
+    ``gc=False``: a row holds only strings, numbers, booleans and None, so it can never be
+    part of a cycle, and the in-process ring's 100,000 rows are not walked by every full
+    collection (which showed as 15 ms pauses in a ping's p99)."""
 
     at: str
     request_id: str
@@ -86,10 +90,20 @@ ROW_FIELDS = tuple(f.name for f in msgspec.structs.fields(Row))
 
 
 def format_at(epoch_s: float) -> str:
-    """RFC 3339 UTC with milliseconds: ``2026-12-04T18:31:20.123Z``."""
+    """RFC 3339 UTC with milliseconds: ``2026-12-04T18:31:20.123Z``.
+
+    Events come in bursts within one second: the second's text is kept (one entry) and
+    only the milliseconds are formatted for the rest of it."""
     ms = int(epoch_s * 1000)  # truncated as the writer's stored time is
-    moment = datetime.fromtimestamp(ms // 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    second = ms // 1000
+    if _last_second[0] != second:
+        moment = datetime.fromtimestamp(second, UTC)
+        _last_second[0], _last_second[1] = second, moment.strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{_last_second[1]}{ms % 1000:03d}Z"
+
+
+# (epoch second, its RFC 3339 text up to the dot): format_at's one-entry cache.
+_last_second: list = [None, ""]
 
 
 def parse_at(text: str) -> float:
@@ -118,7 +132,8 @@ class Materializer:
         return f"Materializer(random_secret={self.random_secret})"
 
     def caller_digest(self, number: str) -> str:
-        return hmac.new(self._secret, number.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+        # hmac.digest: the one-shot HMAC-SHA-256 in C, several times cheaper than hmac.new.
+        return hmac.digest(self._secret, number.encode("utf-8", "replace"), "sha256").hex()
 
     def key_id(self, key: str) -> str:
         known = self._key_ids.get(key)
