@@ -48,16 +48,30 @@ from gateway.observe.metrics import Metrics
 
 log = logging.getLogger("gateway")
 
-# One per process: the signal handler flips it, the app's /readyz reads it.
-_process_drain = DrainState()
+# A --workers N worker's: uvicorn's supervisor spawns the worker, which builds its server
+# (this class, from the pickled config) and its app (worker_app, by import path) itself,
+# so the two can meet only here. One per worker process; a single-process gateway does
+# not use it (serve() hands its server and app one DrainState of their own).
+_worker_drain = DrainState()
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn.Server whose first exit signal drains before stopping."""
+    """uvicorn.Server whose first exit signal drains before stopping: ``/readyz`` turns 503
+    through ``drain`` at once, and the server stops ``drain_delay_s`` later."""
 
-    drain_delay_s: float = 5.0
-    # Set in a single-process gateway only: with --workers N the supervisor announces.
-    announce: Callable[[socket.socket], None] | None = None
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        drain: DrainState | None = None,
+        drain_delay_s: float | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.drain = drain if drain is not None else _worker_drain
+        self.drain_delay_s = (
+            drain_delay_s if drain_delay_s is not None else Settings.from_env().drain_delay_s
+        )
+        # Set in a single-process gateway only: with --workers N the supervisor announces.
+        self.announce: Callable[[socket.socket], None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -67,11 +81,11 @@ class DrainingServer(uvicorn.Server):
                 self.announce(listeners[0])
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if _process_drain.draining:
+        if self.drain.draining:
             self.force_exit = self.should_exit
             self.should_exit = True
             return
-        _process_drain.start_draining()
+        self.drain.start_draining()
         log.info(
             "draining", extra={"signal": signal.Signals(sig).name, "delay_s": self.drain_delay_s}
         )
@@ -100,7 +114,7 @@ def worker_app() -> Starlette:
     # Set by serve() in the supervisor before the workers were spawned, so this worker's
     # prometheus_client was imported in multiprocess mode.
     metrics = Metrics(multiprocess_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-    app = create_app(settings, drain=_process_drain, metrics=metrics)
+    app = create_app(settings, drain=_worker_drain, metrics=metrics)
     from gateway.wire.protocol import configure_worker_process
 
     configure_worker_process(**_limits(settings, metrics))  # this worker's protocol limits
@@ -185,15 +199,16 @@ def serve(settings: Settings) -> int:
         proxy_headers=settings.trust_forwarded_headers,
         forwarded_allow_ips="*" if settings.trust_forwarded_headers else None,
     )
-    DrainingServer.drain_delay_s = settings.drain_delay_s
     if settings.workers == 1:
         from gateway.wire.protocol import configure
 
         metrics = Metrics()
-        app = create_app(settings, drain=_process_drain, metrics=metrics)
+        drain = DrainState()
+        app = create_app(settings, drain=drain, metrics=metrics)
         # httptools with a head-size limit and a request-arrival timeout uvicorn lacks.
         protocol = configure(**_limits(settings, metrics))
-        server = DrainingServer(uvicorn.Config(app, http=protocol, **common))  # type: ignore[arg-type]
+        config = uvicorn.Config(app, http=protocol, **common)  # type: ignore[arg-type]
+        server = DrainingServer(config, drain, settings.drain_delay_s)
         server.announce = functools.partial(banner.announce, settings)
         server.run()
         return 0 if server.started else 3
