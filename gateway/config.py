@@ -623,24 +623,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("GATEWAY_AUCTIONS_FILE", "is not a readable file")
         self._validate_ledger()
 
-    access_log_sample: Annotated[
-        float,
-        Meta(
-            ge=0,
-            le=1,
-            description="share of 2xx access lines kept (sampling); 4xx and 5xx are always logged",
-        ),
-    ] = 1.0
-    access_log_buffer_bytes: Annotated[
-        int,
-        Meta(
-            ge=4096,
-            le=1024**3,
-            description="access lines that may wait for a slow log reader; past it they are "
-            "dropped and counted",
-        ),
-    ] = 1024 * 1024
-
     def _validate_protections(self) -> None:
         for var, spec, overrides in (
             ("GATEWAY_RATE_LIMIT_PER_PUBLISHER", self.rate_limit_per_publisher, True),
