@@ -92,10 +92,11 @@ class LedgerExport:
         return StreamingResponse(_chunks(first, rows), media_type=NDJSON)
 
 
-def export_params(params: Any) -> tuple[float | None, float | None, int]:
-    problems: dict[str, str] = {}
-    times: dict[str, float | None] = {"since": None, "until": None}
-    for name in times:
+def query_times(params: Any, names: tuple[str, ...], problems: dict[str, str]) -> dict:
+    """The RFC 3339 times named ``names`` in ``params`` as epoch seconds (None when
+    absent); each one that does not parse is added to ``problems`` by its name."""
+    times: dict[str, float | None] = dict.fromkeys(names)
+    for name in names:
         raw = params.get(name)
         if raw is None:
             continue
@@ -103,6 +104,12 @@ def export_params(params: Any) -> tuple[float | None, float | None, int]:
             times[name] = parse_at(raw)
         except ValueError:
             problems[name] = "must be an RFC 3339 time such as 2026-12-04T18:00:00Z"
+    return times
+
+
+def export_params(params: Any) -> tuple[float | None, float | None, int]:
+    problems: dict[str, str] = {}
+    times = query_times(params, ("since", "until"), problems)
     limit = EXPORT_LIMIT_DEFAULT
     raw_limit = params.get("limit")
     if raw_limit is not None:

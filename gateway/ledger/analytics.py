@@ -32,9 +32,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.errors import InvalidQuery
-from gateway.ledger.admin import AdminAuth, LedgerUnavailable, Unauthorized, guarded
-from gateway.ledger.events import format_at, parse_at
+from gateway.errors import InvalidQuery, LedgerUnavailable, Unauthorized
+from gateway.ledger.admin import AdminAuth, guarded, query_times
+from gateway.ledger.events import format_at
 from gateway.ledger.rollups import Grouped, hour_of, percentile
 from gateway.ledger.store import StoreUnavailable
 from gateway.ledger.writer import Ledger
@@ -77,15 +77,7 @@ def parse_query(params: Any, now: float | None = None) -> Query:
     """The validated parameters; InvalidQuery naming every bad one."""
     problems: dict[str, str] = {}
     now = time.time() if now is None else now
-    times: dict[str, float | None] = {"from": None, "to": None}
-    for name in times:
-        raw = params.get(name)
-        if raw is None:
-            continue
-        try:
-            times[name] = parse_at(raw)
-        except ValueError:
-            problems[name] = "must be an RFC 3339 time such as 2026-12-04T18:00:00Z"
+    times = query_times(params, ("from", "to"), problems)
     by = params.get("by", "publisher")
     if by not in BY:
         problems["by"] = "must be publisher or sub_id"
