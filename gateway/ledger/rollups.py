@@ -25,6 +25,7 @@ bucket high), the last bucket's lower bound when it falls past every bound.
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -166,11 +167,11 @@ def add_reconciled_to(rollup: Rollup, item: Reconciled) -> None:
 
 
 class MemoryRollups:
-    """The in-process rollups: a dict bounded to ``max_rows`` keys, and a bounded map of
-        reservation uuid → the key it counted under, so a confirmation finds its reservation.
+    """The in-process rollups: a map bounded to ``max_rows`` keys, and a bounded map of
+    reservation uuid → the key it counted under, so a confirmation finds its reservation.
 
-        When full, the oldest entries make room (dicts keep insertion order, which is roughly
-        time order): counted in ``evicted`` and ``uuids_evicted``, and in
+    When full, the oldest entries make room (insertion order is roughly time order):
+    counted in ``evicted`` and ``uuids_evicted``, and in
     ``gateway_ledger_rollups_evicted_total`` through ``on_evict``.
     """
 
@@ -180,8 +181,10 @@ class MemoryRollups:
         self.max_rows = max_rows
         self._on_evict = on_evict or _nothing
         self.max_uuids = max_uuids
-        self.rows: dict[Key, Rollup] = {}
-        self.uuids: dict[str, Key] = {}
+        # OrderedDict, not dict: taking a dict's oldest key with ``next(iter(d))`` walks
+        # past every slot deleted since its last resize (43 µs a time at 100,000 keys).
+        self.rows: OrderedDict[Key, Rollup] = OrderedDict()
+        self.uuids: OrderedDict[str, Key] = OrderedDict()
         self.evicted = 0
         self.uuids_evicted = 0
 
@@ -189,7 +192,7 @@ class MemoryRollups:
         rollup = self.rows.get(key)
         if rollup is None:
             if len(self.rows) >= self.max_rows:
-                del self.rows[next(iter(self.rows))]
+                self.rows.popitem(last=False)
                 self.evicted += 1
                 self._on_evict()
             rollup = self.rows[key] = Rollup()
@@ -209,7 +212,7 @@ class MemoryRollups:
 
     def _remember(self, uuid: str, key: Key) -> None:
         if uuid not in self.uuids and len(self.uuids) >= self.max_uuids:
-            del self.uuids[next(iter(self.uuids))]
+            self.uuids.popitem(last=False)
             self.uuids_evicted += 1
             self._on_evict()
         self.uuids[uuid] = key

@@ -42,7 +42,7 @@ import asyncio
 import random
 import time
 import uuid as uuidlib
-from collections import deque
+from collections import OrderedDict, deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -90,13 +90,13 @@ class SandboxState:
         self.core_received: deque[dict[str, Any]] = deque(maxlen=10_000)
         # Set whenever a request is recorded, so tests wait on an event, not a sleep.
         self.arrived = asyncio.Event()
-        self.reservations: dict[str, dict[str, Any]] = {}
+        self.reservations: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.counter = 0
         #: call data written for callers without a call yet (sandbox/data_writing.py)
         self.stored_tags: dict[str, dict[str, str]] = {}
         #: reservations of one ping (same fields but the key): fingerprint -> (group, until)
-        self.groups: dict[str, tuple[int, float]] = {}
-        self.group_confirmations: dict[int, int] = {}
+        self.groups: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self.group_confirmations: OrderedDict[int, int] = OrderedDict()
         self.groups_made = 0
         self.confirmations = 0
         self.loser_confirmations = 0
@@ -114,7 +114,7 @@ class SandboxState:
             group = found[0]
         self.groups[fingerprint] = (group, max(expires_s, found[1] if found else 0.0))
         if len(self.groups) > MAX_GROUPS:
-            self.groups.pop(next(iter(self.groups)))
+            self.groups.popitem(last=False)
         return group
 
     def confirmed(self, group: int) -> None:
@@ -124,7 +124,7 @@ class SandboxState:
         if count > 1:
             self.loser_confirmations += 1
         if len(self.group_confirmations) > MAX_GROUPS:
-            self.group_confirmations.pop(next(iter(self.group_confirmations)))
+            self.group_confirmations.popitem(last=False)
 
     def record(self, entry: dict[str, Any]) -> None:
         self.received.append(entry)
@@ -233,7 +233,7 @@ async def create_rtb(request: Request) -> Response:
         "group": state.group_of(fields, expires.timestamp()),
     }
     if len(state.reservations) > 100_000:
-        state.reservations.pop(next(iter(state.reservations)))
+        state.reservations.popitem(last=False)
     state.callers.after_reservation(
         request.app.state.core_api.data,
         state.config,
