@@ -43,6 +43,34 @@ async def test_close_flushes_what_is_queued() -> None:
     assert ledger.depth == 0
 
 
+async def test_a_backlog_is_written_in_slices_that_let_pings_run() -> None:
+    """A backlog of 5,000 events never holds the loop for all of it: another task runs
+    between slices, sees part of it written, and the writer takes the store's batch size."""
+    store = MemoryLedgerStore(10_000)
+    ledger = Ledger(store, Materializer(), queue_max=10_000)
+    assert ledger.batch_max == MemoryLedgerStore.batch_max < 5000
+    for n in range(5000):
+        ledger.record(_event(n))
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def ping_like() -> None:
+        while not done.is_set():
+            seen.append(len(store))
+            await asyncio.sleep(0)
+
+    probe = asyncio.create_task(ping_like())
+    await ledger.start()
+    assert await ledger.flush(10.0)
+    done.set()
+    await probe
+    await ledger.close()
+    partial = {n for n in seen if 0 < n < 5000}
+    # The loop turned many times while the backlog was written, not once before and after.
+    assert len(partial) >= 5000 // MemoryLedgerStore.batch_max - 1
+    assert len(store) == 5000
+
+
 def test_the_memory_ring_keeps_the_newest() -> None:
     store = MemoryLedgerStore(3)
     materializer = Materializer()
