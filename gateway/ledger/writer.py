@@ -11,10 +11,11 @@ so it never holds the loop for long: it materializes :data:`SLICE` events at a t
 lets the loop run between slices, and a store says how many rows it takes per ``write``
 (``batch_max``: a few hundred for the in-process ring, whose write is CPU work; thousands
 for PostgreSQL, whose write is a round trip). Before this, a batch of everything queued
-in 100 ms was materialized in one go: 15 ms of loop held, which was a ping's p99. A failing store (PostgreSQL down, slow, killed
-mid-batch) gets the same batch again after a backoff that grows to a few seconds, while
-new events wait in the queue; the store's idempotency by ``(request_id, leg)`` makes the
-retry safe. ``close()`` flushes what is queued within ``flush_timeout_s`` (SIGTERM's
+in 100 ms was materialized in one go: 15 ms of loop held, which was a ping's p99.
+
+A failing store (PostgreSQL down, slow, killed mid-batch) gets the same batch again
+after a backoff that grows to a few seconds, while new events wait in the queue; the
+store's idempotency by ``(request_id, leg)`` makes the retry safe. ``close()`` flushes what is queued within ``flush_timeout_s`` (SIGTERM's
 drain), then stops; what could not be written by then is counted as dropped.
 """
 
