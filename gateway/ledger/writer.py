@@ -15,8 +15,9 @@ in 100 ms was materialized in one go: 15 ms of loop held, which was a ping's p99
 
 A failing store (PostgreSQL down, slow, killed mid-batch) gets the same batch again
 after a backoff that grows to a few seconds, while new events wait in the queue; the
-store's idempotency by ``(request_id, leg)`` makes the retry safe. ``close()`` flushes what is queued within ``flush_timeout_s`` (SIGTERM's
-drain), then stops; what could not be written by then is counted as dropped.
+store's idempotency by ``(request_id, leg)`` makes the retry safe. ``close()`` flushes
+what is queued within ``flush_timeout_s`` (SIGTERM's drain), then stops; what could not
+be written by then is counted as dropped.
 """
 
 from __future__ import annotations
