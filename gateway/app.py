@@ -255,15 +255,15 @@ def create_app(
         on_refusal=metrics.protect_refusal,
         ops_pacer=ops_pacer,
     )
-    app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes, access=access)
-    # Outermost: X-Outcome and the ledger event for every publisher answer, whoever wrote it.
-    app.add_middleware(
-        OutcomeTap,
+    # Outermost, with the outcome tap: X-Outcome and the ledger event for every
+    # publisher answer, whoever wrote it.
+    tap = OutcomeTap(
         ledger=ledger,
         count=metrics.outcome,
         sub_id_tag=settings.sub_id_tag,
         on_reserved=confirm_guard.reserved if settings.confirm_guard != "off" else None,
     )
+    app.add_middleware(RequestMiddleware, metrics=metrics, routes=routes, access=access, tap=tap)
     return app
 
 

@@ -1,11 +1,15 @@
-"""Pure ASGI middleware: ``X-Outcome`` on every publisher answer, and its ledger event.
+"""``X-Outcome`` on every publisher answer, its count, and its ledger event.
 
-It sits outermost, so it sees every answer of a publisher route whoever wrote it: the
-upstream's answer passed through, the shield's repeat, a 4xx of the parser, a 403/429 of
-the guard, a 503 of load shedding, the 500 of the request middleware. It holds the
-``http.response.start`` message until the body arrives (publisher answers are one body
-message), reads the code off status and body (outcomes.py), adds the header, and sends
-both on unchanged otherwise: the body's bytes are never touched.
+Not a middleware layer of its own: :class:`gateway.observe.middleware.RequestMiddleware`
+calls it from the ``send`` wrapper and the ``finally`` it already has for every request
+(a layer of its own cost a coroutine per ASGI message and a second ``try``, measured as a
+third of what the ledger added to a shield hit). The request middleware is outermost, so
+this sees every answer of a publisher route whoever wrote it: the upstream's answer
+passed through, the shield's repeat, a 4xx of the parser, a 403/429 of the guard, a 503
+of load shedding, its own 500. The middleware holds the ``http.response.start`` message
+until the body arrives (publisher answers are one body message), :meth:`answered` reads
+the code off status and body (outcomes.py) and adds the header, and both go on
+unchanged otherwise: the body's bytes are never touched.
 
 What the endpoints know is left in the ASGI scope for it, as ``shield_result`` already
 is: ``ledger_request`` (the parsed Ping, Confirmation or DataWrite) and
@@ -18,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 
 from gateway.ledger.auction_legs import AUCTION
 from gateway.ledger.events import Event
@@ -33,7 +37,6 @@ from gateway.ledger.outcomes import (
     publisher_route,
 )
 from gateway.ledger.writer import Ledger
-from gateway.observe.stats import current_request
 
 REQUEST = "ledger_request"
 UPSTREAM_ANSWER = "upstream_answer"
@@ -62,84 +65,82 @@ def _auction_of(scope: Scope) -> tuple[int, str | None, str | None]:
     return 0, winner, name
 
 
+class Tapped:
+    """What :meth:`OutcomeTap.answered` decided about one answer, for its record."""
+
+    __slots__ = ("outcome", "reservation", "status", "upstream_s")
+
+    def __init__(
+        self, outcome: str, status: int, reservation: Any, upstream_s: float | None
+    ) -> None:
+        self.outcome = outcome
+        self.status = status
+        self.reservation = reservation
+        self.upstream_s = upstream_s
+
+
 class OutcomeTap:
     """Adds ``X-Outcome``, counts ``gateway_outcomes_total`` and records the ledger event."""
 
+    # (method, path) -> the publisher route, or None for a request it leaves alone.
+    route = staticmethod(publisher_route)
+
     def __init__(
         self,
-        app: ASGIApp,
         *,
         ledger: Ledger,
         count: Any,
         sub_id_tag: str = "sub_id",
         on_reserved: Any = None,
     ) -> None:
-        self.app = app
         self.on_reserved = on_reserved  # (uuid, publisher) -> None: the confirm guard's map
         self.ledger = ledger
         self.count = count  # (route, outcome) -> None
         self.sub_id_tag = sub_id_tag
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        route = publisher_route(scope["method"], scope["path"])
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        held: Message | None = None
-        outcome: str | None = None
-        status = 0
+    def answered(
+        self, scope: Scope, route: str, start: Message, body: bytes, upstream_s: float | None
+    ) -> Tapped:
+        """The outcome of the answer ``start`` + ``body``; adds ``X-Outcome`` to ``start``."""
+        status = start["status"]
+        headers = start.get("headers", ())
+        preset = _preset(headers)
         reservation = None
-        upstream_s = None
+        if preset is not None:
+            # An auction names its own outcome (it saw every leg); its winner's body is a
+            # reservation like any upstream answer.
+            if preset in (RESERVED, CONFIRMED):
+                reservation = parse_reservation(body)
+            return Tapped(preset, status, reservation, upstream_s)
+        answer = scope.get(UPSTREAM_ANSWER)
+        from_upstream = answer is not None and answer.status == status
+        body_status = None
+        if from_upstream and 200 <= status < 300 and route in _RTB_ROUTES:
+            reservation = parse_reservation(body)
+            if reservation is not None:
+                body_status = reservation.status
+        outcome = outcome_of(
+            route,
+            status,
+            from_upstream=from_upstream,
+            body_status=body_status,
+            shield_result=scope.get("shield_result"),
+        )
+        start["headers"] = [*headers, (_X_OUTCOME, HEADER_VALUES[outcome])]
+        return Tapped(outcome, status, reservation, upstream_s)
 
-        async def tap(message: Message) -> None:
-            nonlocal held, outcome, status, reservation, upstream_s
-            kind = message["type"]
-            if kind == "http.response.start":
-                held = message
-                status = message["status"]
-                return
-            if held is not None:
-                start, held = held, None
-                headers = start.get("headers", ())
-                preset = _preset(headers)
-                answer = scope.get(UPSTREAM_ANSWER)
-                from_upstream = answer is not None and answer.status == status
-                body_status = None
-                if from_upstream and 200 <= status < 300 and route in _RTB_ROUTES:
-                    reservation = parse_reservation(message.get("body", b""))
-                    if reservation is not None:
-                        body_status = reservation.status
-                if preset is not None:
-                    # An auction names its own outcome (it saw every leg); its winner's
-                    # body is a reservation like any upstream answer.
-                    outcome = preset
-                    if outcome in (RESERVED, CONFIRMED):
-                        reservation = parse_reservation(message.get("body", b""))
-                else:
-                    outcome = outcome_of(
-                        route,
-                        status,
-                        from_upstream=from_upstream,
-                        body_status=body_status,
-                        shield_result=scope.get("shield_result"),
-                    )
-                    start["headers"] = [*headers, (_X_OUTCOME, HEADER_VALUES[outcome])]
-                ctx = current_request.get()
-                if ctx is not None:
-                    upstream_s = ctx.upstream_seconds
-                await send(start)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tap)
-        finally:
-            if outcome is not None:
-                self.count(route, outcome)
-                self._record(scope, route, status, outcome, reservation, started, upstream_s)
+    def record(self, scope: Scope, route: str, tapped: Tapped, duration_s: float) -> None:
+        """Count the outcome and queue the ledger event (no I/O: ledger/writer.py)."""
+        self.count(route, tapped.outcome)
+        self._record(
+            scope,
+            route,
+            tapped.status,
+            tapped.outcome,
+            tapped.reservation,
+            duration_s,
+            tapped.upstream_s,
+        )
 
     def _record(
         self,
@@ -148,7 +149,7 @@ class OutcomeTap:
         status: int,
         outcome: str,
         reservation: Any,
-        started: float,
+        duration_s: float,
         upstream_s: float | None,
     ) -> None:
         request = scope.get(REQUEST)
@@ -176,7 +177,7 @@ class OutcomeTap:
                 caller,
                 reservation,
                 uuid,
-                time.perf_counter() - started,
+                duration_s,
                 upstream_s,
                 *_auction_of(scope),
             )

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, timing, metrics, ``/stats`` and the access log.
+"""Pure ASGI middleware: request id, timing, metrics, ``/stats``, the access log, and (for
+publisher routes) the outcome tap: ``X-Outcome`` and the ledger event (gateway/ledger/tap.py).
 
 Pure ASGI (never ``BaseHTTPMiddleware``) because it runs on every ping: it only wraps
 ``send`` to add a header and note the status, and observes once at the end, through label
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import InternalError, prerender, send_error
+from gateway.ledger.tap import OutcomeTap, Tapped
 from gateway.observe.access_log import AccessLog
 from gateway.observe.metrics import Metrics
 from gateway.observe.stats import RequestContext, current_request
@@ -67,8 +69,10 @@ class RequestMiddleware:
         routes: Iterable[BaseRoute] = (),
         log_access: bool = True,
         access: AccessLog | None = None,
+        tap: OutcomeTap | None = None,
     ) -> None:
         self.app = app
+        self.tap = tap
         self.metrics = metrics
         self.stats = metrics.stats
         self.log_access = log_access
@@ -93,15 +97,28 @@ class RequestMiddleware:
         ctx = RequestContext(request_id)
         token = current_request.set(ctx)
         status = 0
+        tap = self.tap
+        route = tap.route(scope["method"], scope["path"]) if tap is not None else None
+        held: Message | None = None
+        tapped: Tapped | None = None
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, held, tapped
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", ()),
                     (b"x-request-id", request_id_bytes),
                 ]
+                if route is not None:
+                    held = message  # X-Outcome is read off the body: start waits for it
+                    return
+            elif held is not None:
+                start, held = held, None
+                tapped = tap.answered(  # type: ignore[union-attr]
+                    scope, route, start, message.get("body", b""), ctx.upstream_seconds
+                )
+                await send(start)
             await send(message)
 
         self._in_flight.inc()
@@ -118,13 +135,15 @@ class RequestMiddleware:
             )
             if status:  # the answer had started: all we can do is drop the connection
                 raise
-            status = 500
-            await send_error(send, _INTERNAL_ERROR, ((b"x-request-id", request_id_bytes),))
+            # Through the wrapper: it adds X-Request-ID, and X-Outcome on publisher routes.
+            await send_error(send_wrapper, _INTERNAL_ERROR)
         finally:
             self._in_flight.dec()
             current_request.reset(token)
             elapsed = time.perf_counter() - started
             self._finish(scope, status or 500, elapsed, ctx, request_id, incoming is not None)
+            if tapped is not None:
+                tap.record(scope, route, tapped, elapsed)  # type: ignore[union-attr,arg-type]
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")

@@ -29,6 +29,8 @@ async def test_failures_are_labelled_by_template_and_real_status(sandbox_url: st
         r = await c.post("/rtbs.json", params=ping, headers={"X-Request-ID": "abc-123"})
         assert r.status_code == 500
         assert r.headers["x-request-id"] == "abc-123"
+        # The middleware's own 500 is a publisher answer like any other: coded and recorded.
+        assert r.headers["x-outcome"] == "upstream_error"
         assert r.json() == {
             "error": "internal_error",
             "message": "the gateway failed; see its logs",
@@ -40,6 +42,8 @@ async def test_failures_are_labelled_by_template_and_real_status(sandbox_url: st
         r = await c.get("/calls/12345.json", params={"api_key": "x"})
         assert r.status_code == 404
         text = (await c.get("/metrics")).text
+    outcomes = _samples(text, "gateway_outcomes_total")
+    assert outcomes[(("outcome", "upstream_error"), ("route", "/rtbs.json"))] == 1
     counts = _samples(text, "gateway_http_requests_total")
     assert counts[(("method", "POST"), ("route", "/rtbs.json"), ("status", "500"))] == 1
     assert counts[(("method", "GET"), ("route", "/rtbs/{uuid}.json"), ("status", "405"))] == 1
