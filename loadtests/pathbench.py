@@ -35,7 +35,6 @@ import nginx
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.observe import logs as gateway_logs
 
 KEY = "7fc40342-f0a0-4e8f-bf09-b3887eedcb4a"
 CODES = ("212", "213", "305", "312", "404", "415", "512", "617", "702", "713", "720", "818")
@@ -157,6 +156,9 @@ def main() -> int:
         _, port = nginx.start_upstream(procs, cpus=[args.load_cpu])
         _, redis_url = harness.start_redis(procs, cpus=[args.load_cpu])
         out.mkdir(parents=True, exist_ok=True)
+        from gateway.observe import logs as gateway_logs  # here: instructions.py imports
+        # this module's drive into checkouts from before the package-by-feature layout
+
         levels = {"on": ["info"], "off": ["warning"], "both": ["info", "warning"]}[args.logs]
         with open(out / "gateway.log", "a", encoding="utf-8", buffering=1) as log_file:
             for path in args.paths.split(","):
