@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 import msgspec
 
@@ -114,6 +115,15 @@ def test_rows_from_hostile_values_never_raise_and_stay_bounded() -> None:
     assert len(row.caller) == 64
     encoded = msgspec.json.encode(row)
     assert b"\n" not in encoded  # one line of NDJSON whatever it holds
+
+
+def test_caller_digests_are_hmac_sha256_of_the_secret_repeats_included() -> None:
+    secret = b"s" * 32
+    materializer = Materializer(secret)
+    numbers = ["+12125550100", "+12125550100", "+13105550199", "+12125550100", "+13105550199"]
+    assert [materializer.caller_digest(n) for n in numbers] == [
+        hmac.new(secret, n.encode(), "sha256").hexdigest() for n in numbers
+    ]
 
 
 def test_the_materializer_never_prints_its_secret() -> None:
