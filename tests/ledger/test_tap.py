@@ -202,3 +202,24 @@ async def test_the_gateways_own_upstream_failures_have_their_codes(
     assert (while_open.status_code, while_open.headers["x-outcome"]) == (503, "shed")
     assert [r["outcome"] for r in rows] == ["upstream_error", "shed"]
     assert rows[1]["upstream_ms"] is None  # nothing was forwarded
+
+
+async def test_repeats_record_the_reservation_they_were_answered_with(
+    make_gateway: MakeGateway, sandbox: tuple[str, Any], client: httpx.AsyncClient
+) -> None:
+    """Repeats of two callers, interleaved: each row names its own caller's reservation
+    (the tap reads a repeated answer's reservation once and keeps it for the next)."""
+    url, _ = sandbox
+    other = {**PING, "caller_number": "+18558485530"}
+    async with make_gateway(rtb_upstream_url=url) as gw:
+        answers = [
+            (await client.post(f"{gw}/rtbs.json", json=ping)).json()
+            for ping in (PING, other, PING, other, PING)
+        ]
+        rows = await wait_rows(client, gw, 5)
+    assert [r["outcome"] for r in rows] == ["reserved", "reserved", "repeat", "repeat", "repeat"]
+    assert answers[0]["uuid"] != answers[1]["uuid"]
+    for row, answer in zip(rows, answers, strict=True):
+        assert row["reservation_uuid"] == answer["uuid"]
+        assert row["payout"] == answer["retreaver_payout"]
+        assert row["expires_at"] == answer["expires_at"]
