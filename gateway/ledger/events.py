@@ -211,9 +211,6 @@ class Materializer:
         )
 
 
-_NO_RESERVATION = Reservation()
-
-
 def _text(value: str | None, limit: int) -> str | None:
     if value is None:
         return None

@@ -131,27 +131,8 @@ class OutcomeTap:
 
     def record(self, scope: Scope, route: str, tapped: Tapped, duration_s: float) -> None:
         """Count the outcome and queue the ledger event (no I/O: ledger/writer.py)."""
-        self.count(route, tapped.outcome)
-        self._record(
-            scope,
-            route,
-            tapped.status,
-            tapped.outcome,
-            tapped.reservation,
-            duration_s,
-            tapped.upstream_s,
-        )
-
-    def _record(
-        self,
-        scope: Scope,
-        route: str,
-        status: int,
-        outcome: str,
-        reservation: Any,
-        duration_s: float,
-        upstream_s: float | None,
-    ) -> None:
+        outcome, reservation = tapped.outcome, tapped.reservation
+        self.count(route, outcome)
         request = scope.get(REQUEST)
         publisher = sub_id = key = caller = uuid = None
         if request is not None:
@@ -169,7 +150,7 @@ class OutcomeTap:
                 time.time(),
                 scope.get("request_id") or "",
                 route,
-                status,
+                tapped.status,
                 outcome,
                 publisher,
                 sub_id,
@@ -178,7 +159,7 @@ class OutcomeTap:
                 reservation,
                 uuid,
                 duration_s,
-                upstream_s,
+                tapped.upstream_s,
                 *_auction_of(scope),
             )
         )
