@@ -142,6 +142,7 @@ class StoreShield:
         # An in-process store answers a hit synchronously: no flight, token or lease.
         self._peek = getattr(store, "peek", None) if not store.shared else None
         self._flights: dict[str, asyncio.Future[_Settled | None]] = {}
+        self._last: tuple[Ping | None, str] = (None, "")
         # Lease tokens: unique per replica by a random prefix, then a counter; an
         # os.urandom call per ping (secrets.token_hex) showed in the hit path's profile.
         prefix, counter = os.urandom(6).hex(), itertools.count(1)
@@ -176,22 +177,41 @@ class StoreShield:
             await asyncio.wait(self._background, timeout=1.0)
         await self._store.close()
 
-    async def answer(
-        self, ping: Ping, deadline: float, forward: Forward
-    ) -> tuple[UpstreamAnswer, str]:
-        digest = ping_digest(self._scope, ping)
+    def answer_now(self, ping: Ping, digest: str | None = None) -> UpstreamAnswer | None:
+        """The stored answer when it can be had without waiting (a hit, counted), else None.
+
+        Only process memory is asked: the near-cache in front of Redis (while its
+        announcements flow) or the in-process store. :meth:`answer` starts with it, and
+        the wire layer calls it alone to answer a repeat without the ASGI machinery
+        (gateway/ping/hit_lane.py)."""
+        if digest is None:
+            digest = ping_digest(self._scope, ping)
+            # A miss asked here first (by the wire layer) is answered next by
+            # :meth:`answer` for the same Ping object: its digest is not hashed twice.
+            self._last = (ping, digest)
         near = self._near
         if near is not None and self._store.events_live and self._breaker.closed:
             entry = near.get(digest, self._clock_ms())
             if entry is not None and not (self._orphan_uuids and entry.uuid in self._orphan_uuids):
                 self._count(HIT)
-                return entry.answer, HIT
+                return entry.answer
         peek = self._peek
         if peek is not None and digest not in self._flights:
             entry = peek(digest, self._clock_ms())
             if entry is not None:
                 self._count(HIT)
-                return entry.answer, HIT
+                return entry.answer
+        return None
+
+    async def answer(
+        self, ping: Ping, deadline: float, forward: Forward
+    ) -> tuple[UpstreamAnswer, str]:
+        last, digest = self._last
+        if last is not ping:
+            digest = ping_digest(self._scope, ping)
+        stored = self.answer_now(ping, digest)
+        if stored is not None:
+            return stored, HIT
         loop = asyncio.get_running_loop()
         while True:
             flight = self._flights.get(digest)
