@@ -20,14 +20,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import InternalError, prerender, send_error
-from gateway.ledger.tap import OutcomeTap, Tapped
+from gateway.ledger.tap import UPSTREAM_ANSWER, OutcomeTap, Tapped
 from gateway.observe.access_log import AccessLog
 from gateway.observe.metrics import Metrics
 from gateway.observe.stats import RequestContext, current_request
@@ -144,6 +144,38 @@ class RequestMiddleware:
             self._finish(scope, status or 500, elapsed, ctx, request_id, incoming is not None)
             if tapped is not None:
                 tap.record(scope, route, tapped, elapsed)  # type: ignore[union-attr,arg-type]
+
+    def answer_now(
+        self, scope: Scope, body: bytes, answer: Callable[[Scope, bytes], Message | None]
+    ) -> tuple[Message, bytes] | None:
+        """What :meth:`__call__` does for a request ``answer`` completes without awaiting.
+
+        The wire layer's way for shield hits (gateway/ping/hit_lane.py): ``answer`` is the
+        endpoint's synchronous answer (its ``http.response.start``, the body in
+        ``scope``), or None to send the request the ASGI way untouched. The same request
+        id, ``X-Request-ID`` and ``X-Outcome`` headers in the same order, metrics,
+        ``/stats``, access line and ledger event as an answer sent through ``send``."""
+        started = time.perf_counter()
+        incoming = _incoming_request_id(scope)
+        start = answer(scope, body)  # nothing on a hit's way logs or times an upstream
+        if start is None:
+            return None
+        request_id = incoming or self._ids.next()
+        scope["request_id"] = request_id
+        start["headers"].append((b"x-request-id", request_id.encode("ascii")))
+        body = scope[UPSTREAM_ANSWER].body
+        tap = self.tap
+        route = tap.route(scope["method"], scope["path"]) if tap is not None else None
+        tapped = None
+        if route is not None:
+            tapped = tap.answered(scope, route, start, body, None)  # type: ignore[union-attr]
+        elapsed = time.perf_counter() - started
+        self._finish(
+            scope, start["status"], elapsed, RequestContext(request_id), request_id, bool(incoming)
+        )
+        if tapped is not None:
+            tap.record(scope, route, tapped, elapsed)  # type: ignore[union-attr,arg-type]
+        return start, body
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")

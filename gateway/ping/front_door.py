@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auction.desk import AuctionDesk
 from gateway.errors import JSON, GatewayError, send_error
 from gateway.ledger.tap import REQUEST, UPSTREAM_ANSWER
+from gateway.observe.results import HIT
 from gateway.ping.forwarder import Forwarder
 from gateway.ping.parse import named_in, parse_confirmation, parse_ping
 from gateway.protect.guard import Guard
@@ -77,7 +78,8 @@ class CreateReservation(RtbEndpoint):
                 declared = value.decode("latin-1")
         try:
             body = await receive_body(receive, self.max_body_bytes, declared)
-            ping = parse_ping(
+            # Parsed already when the wire layer looked for a hit and found none.
+            ping = scope.get(REQUEST) or parse_ping(
                 scope["query_string"], body, content_type, caller_required=self.caller_required
             )
             scope[REQUEST] = ping
@@ -112,25 +114,63 @@ class CreateReservation(RtbEndpoint):
         scope[UPSTREAM_ANSWER] = answer
         await self._send(send, answer, _X_SHIELD[result])
 
-    async def _send(self, send: Send, answer: UpstreamAnswer, x_shield: bytes) -> None:
+    def answer_now(self, scope: Scope, body: bytes) -> Message | None:
+        """The ``http.response.start`` of a shield hit answered without awaiting, or None.
+
+        The wire layer's question for a complete ``POST /rtbs.json`` (gateway/ping/
+        hit_lane.py): the same parsing, allow-list and shield as :meth:`__call__`, and
+        None whenever anything would need to wait or refuse (rate limits, an auction key,
+        no caller, a miss, any 4xx): that ping then goes the ASGI way, which keeps the
+        parsed ping (no second parse) and does the rest as always. The answer's body is
+        ``scope[UPSTREAM_ANSWER].body``."""
+        guard = self.guard
+        if guard.limiter is not None:  # a limit may be kept in Redis: never without waiting
+            return None
+        content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+        try:
+            ping = parse_ping(
+                scope["query_string"], body, content_type, caller_required=self.caller_required
+            )
+        except GatewayError:
+            return None  # the ASGI way parses again and answers the 4xx
+        scope[REQUEST] = ping
+        if ping.caller_number is None:
+            return None
+        allow_list = guard.allow_list
+        if allow_list is not None and not allow_list.allows(ping.key):
+            return None
+        desk = self.auctions
+        if desk is not None and ping.key in desk.table:
+            return None
+        answer = self.shield.answer_now(ping)  # type: ignore[attr-defined]
+        if answer is None:
+            return None
+        scope["shield_result"] = HIT
+        scope[UPSTREAM_ANSWER] = answer
+        return self._start(answer, _X_SHIELD[HIT])
+
+    def _start(self, answer: UpstreamAnswer, x_shield: bytes) -> Message:
         content_type = self._types.get(answer.content_type)
         if content_type is None:
             content_type = answer.content_type.encode("latin-1")
             if len(self._types) < 64:
                 self._types[answer.content_type] = content_type
-        body = answer.body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", b"%d" % len(body)),
-                    (b"x-shield", x_shield),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        return {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", b"%d" % len(answer.body)),
+                (b"x-shield", x_shield),
+            ],
+        }
+
+    async def _send(self, send: Send, answer: UpstreamAnswer, x_shield: bytes) -> None:
+        await send(self._start(answer, x_shield))
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 class RtbFastLane:

@@ -94,6 +94,17 @@ class ProtectMiddleware:
         finally:
             self.in_flight -= 1
 
+    def admits_now(self, scope: Scope) -> bool:
+        """Whether a publisher request would pass the checks above without a refusal.
+
+        For the wire layer's shield hits (gateway/ping/hit_lane.py), which are answered
+        within one call and so hold a slot for no time: anything this would refuse goes
+        the ASGI way and is refused, counted and logged there."""
+        return (
+            len(scope["query_string"]) <= self.max_query_bytes
+            and self.in_flight < self.max_in_flight
+        )
+
     async def _refuse(self, send: Send, answer: Rendered, why: str) -> None:
         if self._on_refusal is not None:
             self._on_refusal(why)
