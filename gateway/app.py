@@ -52,6 +52,7 @@ from gateway.openapi import openapi_endpoint
 from gateway.ping.data_writing import DataWriting
 from gateway.ping.forwarder import Forwarder
 from gateway.ping.front_door import ConfirmReservation, CreateReservation, RtbFastLane
+from gateway.ping.hit_lane import find_lane
 from gateway.protect.allowlist import KeyAllowList
 from gateway.protect.breaker import CircuitBreaker
 from gateway.protect.confirm_guard import ConfirmGuard
@@ -230,12 +231,19 @@ def create_app(
             # Everything built so far lives as long as the process: move it out of the
             # cycle collector's way so full collections (pauses on pings) stay short.
             gc.freeze()
+            # Shield hits answered from the protocol (gateway/ping/hit_lane.py).
+            app.state.hit_lane = (
+                find_lane(app, reserve_route, create, settings.max_body_bytes)
+                if settings.hit_lane
+                else None
+            )
             drain.ready = True
             log.info("started", extra={"version": __version__})
             try:
                 yield
             finally:
                 drain.ready = False
+                app.state.hit_lane = None
         log.info("stopped")
 
     app = Starlette(

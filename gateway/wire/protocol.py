@@ -31,6 +31,12 @@ Measured on uvicorn 0.54 + httptools 0.9 (tests/wire/test_protocol.py shows each
 - an ``Upgrade`` other than a WebSocket (``h2c``: ``curl --http2``) is ignored, as HTTP/1.1
   allows: the request and its body are served as HTTP/1.1 and the connection stays usable.
 
+A small ``POST /rtbs.json`` waits for its body before its ASGI task starts, and the app's
+hit lane (gateway/ping/hit_lane.py) answers it from here when the shield holds its answer
+in memory: the same bytes, metrics, logs and ledger event, without the task, the scope's
+round through the middleware or uvicorn's response cycle. Anything else it leaves to the
+task, started as uvicorn would have; the limits above apply before the lane is asked.
+
 It also sends what one loop iteration wrote to a connection in one ``transport.write``
 at the start of the next (:class:`_Coalesced`): an answer's head and body in one segment,
 and the answers of one iteration back to back.
@@ -51,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import struct
 from collections.abc import Callable, Iterable
@@ -58,7 +65,11 @@ from typing import Any
 
 import httptools
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from gateway.errors import (
     BadRequest,
@@ -69,6 +80,8 @@ from gateway.errors import (
     http_bytes,
     prerender,
 )
+
+log = logging.getLogger("gateway")
 
 _ANSWERS = {
     "bad_request": http_bytes(
@@ -261,6 +274,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._send_timer: asyncio.TimerHandle | None = None
         # Past max_connections, in the reserve: health probes only (PROBE_RESERVE).
         self._probe_only = False
+        # The app's shield-hit lane (gateway/ping/hit_lane.py), found once per connection,
+        # and the request whose task waits for its body to ask it first.
+        self._lane: Any = None
+        self._heading = False
+        self._held: RequestResponseCycle | None = None
 
     # -- connection --------------------------------------------------------------------
 
@@ -276,6 +294,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not self.access_log:  # uvicorn's own access lines are written by its cycle
+            self._lane = _lane_of(self.app)
         open_now = len(self.connections)
         if open_now > self.max_connections:
             if open_now > self.max_connections + PROBE_RESERVE:
@@ -288,6 +308,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._held = None
         for timer in (self._request_timer, self._linger_timer, self._send_timer):
             if timer is not None:
                 timer.cancel()
@@ -382,6 +403,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # A hit answered in the parser's callback armed the keep-alive timer; the next
+        # request already in the buffer must not be cut by it.
+        self._unset_keepalive_if_required()
         self._head_bytes = 0
         self._head_done = False
         if self._request_deadline is None:
@@ -411,11 +435,52 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self.cycle is not None:
                 self.cycle.keep_alive = False  # free the reserve for the next probe
             return
-        super().on_headers_complete()
+        self._heading = self._lane is not None
+        try:
+            super().on_headers_complete()
+        finally:
+            self._heading = False
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        """As uvicorn, except that a ping the hit lane may answer waits for its body."""
+        if (
+            self._heading
+            and app is self.app
+            and cycle.keep_alive
+            and not self.expect_100_continue
+            and not self.parser.should_upgrade()
+            and self._lane.wants(cycle.scope)
+        ):
+            self._held = cycle
+            return
+        super()._start_asgi_task(cycle, app)
 
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
+        cycle = self._held
+        if cycle is not None:
+            self._held = None
+            self._answer_now(cycle)
+
+    def _answer_now(self, cycle: RequestResponseCycle) -> None:
+        """The lane's answer, written as uvicorn's cycle writes one; or the ASGI task."""
+        try:
+            answered = self._lane(cycle.scope, cycle.body)
+        except Exception:  # a bug of the lane must not cost the ping: the ASGI way serves it
+            log.exception("the hit lane failed; the request goes the ASGI way")
+            answered = None
+        if answered is None:
+            super()._start_asgi_task(cycle, self.app)
+            return
+        start, body = answered
+        head = [STATUS_LINE[start["status"]]]
+        for name, value in (*cycle.default_headers, *start["headers"]):
+            head += (name, b": ", value, b"\r\n")
+        head += (b"\r\n", body)
+        cycle.response_started = cycle.response_complete = True
+        self.transport.write(b"".join(head))
+        self.on_response_complete()
 
     # -- Upgrade (h2c and any other that is not a WebSocket) ---------------------------
 
@@ -520,6 +585,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._linger_timer = self.loop.call_later(LINGER_S, transport.close)
         else:
             transport.close()
+
+
+def _lane_of(app: Any) -> Any:
+    """The hit lane a started gateway app keeps in its state, under uvicorn's wrappers
+    (proxy headers, message logging); None for any other app."""
+    for _ in range(8):
+        state = getattr(app, "state", None)
+        if state is not None:
+            return getattr(state, "hit_lane", None)
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return None
 
 
 def configure(
