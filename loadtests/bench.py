@@ -107,6 +107,14 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--skip-rate", action="store_true", help="skip the fixed-rate runs")
     p.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every gateway started (repeatable), to measure a lever both "
+        "ways, e.g. GATEWAY_HIT_LANE=off",
+    )
+    p.add_argument(
         "--profile-store",
         choices=("memory", "redis"),
         default="memory",
@@ -238,6 +246,7 @@ class Bench:
             "GATEWAY_LOG_LEVEL": "info" if logs else "warning",
             "GATEWAY_LOG_FORMAT": "json",
             "GATEWAY_DRAIN_DELAY_S": "0",
+            **dict(kv.split("=", 1) for kv in self.args.gateway_env),
             **env,
         }
         child = self.procs.start(
