@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import GatewayError
-from gateway.ping.parse import MAX_TAGS, parse_ping
+from gateway.ping.parse import _CONTROL, MAX_TAGS, parse_ping
 from gateway.ping.requests import Ping
 
 CONTENT_TYPES = st.sampled_from(
@@ -63,3 +63,11 @@ def test_arbitrary_json_objects(extra: dict[str, object], caller: object) -> Non
         assert exc.status in (400, 422)
         return
     _check(ping)
+
+
+def test_every_control_character_is_unprintable() -> None:
+    """tags_of skips the control-character search for printable values: that is only
+    right while every character the search finds is one str.isprintable refuses."""
+    found = [c for c in map(chr, range(0x110000)) if _CONTROL.match(c)]
+    assert len(found) == 0x20 + 0x21 + 2
+    assert not [c for c in found if c.isprintable()]
