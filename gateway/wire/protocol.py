@@ -455,6 +455,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super()._start_asgi_task(cycle, app)
 
+    def on_body(self, body: bytes) -> None:
+        held = self._held
+        if held is not None and len(held.body) + len(body) > HIGH_WATER_LIMIT:
+            # Past it uvicorn pauses reading until the app asks for more: a held request
+            # would wait for its own timeout. The app reads it as it streams in instead.
+            self._held = None
+            super()._start_asgi_task(held, self.app)
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()
@@ -465,11 +474,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _answer_now(self, cycle: RequestResponseCycle) -> None:
         """The lane's answer, written as uvicorn's cycle writes one; or the ASGI task."""
-        try:
-            answered = self._lane(cycle.scope, cycle.body)
-        except Exception:  # a bug of the lane must not cost the ping: the ASGI way serves it
-            log.exception("the hit lane failed; the request goes the ASGI way")
-            answered = None
+        answered = None
+        # A shutdown that began while the body came in turned keep-alive off: uvicorn's
+        # cycle closes the connection after that answer, so it writes it.
+        if cycle.keep_alive:
+            try:
+                answered = self._lane(cycle.scope, cycle.body)
+            except Exception:  # a bug of the lane must not cost the ping: the ASGI way
+                log.exception("the hit lane failed; the request goes the ASGI way")
         if answered is None:
             super()._start_asgi_task(cycle, self.app)
             return

@@ -22,13 +22,16 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import uvicorn
 
 from gateway.app import create_app
 from gateway.config import Secret, Settings
+from gateway.wire import protocol as connection
 from tests.conftest import RTB_KEY
 from tests.ledger.helpers import wait_rows
 from tests.observe.conftest import CaptureLogs
 from tests.observe.conftest import capture_logs as capture_logs  # a fixture
+from tests.support.ports import listening_socket
 from tests.support.redis_server import RedisServer
 from tests.support.scripted_upstream import Reply, scripted_upstream
 from tests.wire.guarded import serve_guarded
@@ -336,3 +339,70 @@ async def test_refusals_and_misses_go_the_asgi_way(redis_server: RedisServer) ->
 def test_the_lane_is_on_by_default_and_can_be_turned_off() -> None:
     assert Settings.from_env({}).hit_lane is True
     assert Settings.from_env({"GATEWAY_HIT_LANE": "off"}).hit_lane is False
+
+
+async def test_a_body_past_the_read_buffer_streams_to_the_app(redis_server: RedisServer) -> None:
+    """uvicorn stops reading past 64 KiB until the app asks for more: a held request
+    that big is handed to the app, which reads the rest (here: a 422 for the tag)."""
+    del redis_server
+    long_tag = "x" * 200_000
+    body = b'{"key":"%s","publisher_id":"pub","caller_number":"+18558485518","t":"%s"}' % (
+        RTB_KEY.encode(),
+        long_tag.encode(),
+    )
+    async with (
+        scripted_upstream(lambda _: Reply(body=reservation())) as upstream,
+        gateway(upstream.url, True, max_body_bytes=1_000_000) as (port, spy),
+    ):
+        answer = (await exchange(port, ping("", body)))[0]
+    assert answer.startswith(b"HTTP/1.1 422 ")
+    assert b"tag values are at most" in answer
+    assert spy is not None
+    assert spy.asked == 0
+    assert upstream.seen == []
+
+
+async def test_a_ping_held_when_shutdown_begins_is_answered_with_connection_close(
+    redis_server: RedisServer,
+) -> None:
+    """Shutdown turns keep-alive off for requests in progress, held ones included: the
+    answer says ``connection: close`` and the connection ends, so shutdown is not kept
+    waiting for it."""
+    del redis_server
+    async with scripted_upstream(lambda _: Reply(body=reservation())) as upstream:
+        app = create_app(Settings.from_env({}, rtb_upstream_url=upstream.url))
+        sock = listening_socket()
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            loop="asyncio",
+            http=connection.configure(
+                max_head_bytes=8192, request_timeout_s=5.0, max_connections=100
+            ),
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.005)
+        port = sock.getsockname()[1]
+        await exchange(port, ping())  # stored: the next one is a hit
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        raw = ping(QUERY, b'{"a":1}')
+        writer.write(raw[:-3])
+        await writer.drain()
+        while not any(c._held is not None for c in server.server_state.connections):  # type: ignore[attr-defined]
+            await asyncio.sleep(0.005)
+        server.should_exit = True
+        while not any(not c._held.keep_alive for c in server.server_state.connections if c._held):  # type: ignore[attr-defined]
+            await asyncio.sleep(0.005)
+        writer.write(raw[-3:])
+        answer = await asyncio.wait_for(reader.read(), 10)  # ends: the server closed it
+        writer.close()
+        await asyncio.wait_for(serving, 10)
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert b"x-shield: hit" in answer
+    assert b"connection: close\r\n" in answer
