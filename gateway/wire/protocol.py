@@ -476,8 +476,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """The lane's answer, written as uvicorn's cycle writes one; or the ASGI task."""
         answered = None
         # A shutdown that began while the body came in turned keep-alive off: uvicorn's
-        # cycle closes the connection after that answer, so it writes it.
-        if cycle.keep_alive:
+        # cycle closes the connection after that answer, so it writes it. A client that
+        # is not reading its answers (writing paused) gets no more from here either: the
+        # ASGI way waits for it and stops parsing PIPELINE_MAX requests ahead.
+        if cycle.keep_alive and not self.flow.write_paused:
             try:
                 answered = self._lane(cycle.scope, cycle.body)
             except Exception:  # a bug of the lane must not cost the ping: the ASGI way

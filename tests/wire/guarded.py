@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,8 +23,12 @@ async def serve_guarded(
     max_connections: int = 1000,
     timeout_keep_alive: int = 75,
     lifespan: str = "off",
+    send_buffer: int | None = None,
 ) -> AsyncIterator[tuple[int, list[str]]]:
-    """Serve ``app`` on a free port with the guarded protocol; yield (port, refusals)."""
+    """Serve ``app`` on a free port with the guarded protocol; yield (port, refusals).
+
+    ``send_buffer``: the kernel's send buffer of every accepted connection (inherited
+    from the listening socket), small to make a non-reading client back up at once."""
     refusals: list[str] = []
     protocol = connection.configure(
         max_head_bytes=max_head_bytes,
@@ -32,6 +37,8 @@ async def serve_guarded(
         on_refusal=refusals.append,
     )
     sock = listening_socket()
+    if send_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     config = uvicorn.Config(
         app,
         log_config=None,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import re
+import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -74,7 +75,9 @@ class Spy:
 
 
 @contextlib.asynccontextmanager
-async def gateway(upstream: str, lane: bool, **settings: Any) -> AsyncIterator[tuple[int, Any]]:
+async def gateway(
+    upstream: str, lane: bool, send_buffer: int | None = None, **settings: Any
+) -> AsyncIterator[tuple[int, Any]]:
     """A gateway on a free port: (port, the lane's spy or None)."""
     app = create_app(
         Settings.from_env(
@@ -86,7 +89,9 @@ async def gateway(upstream: str, lane: bool, **settings: Any) -> AsyncIterator[t
             **settings,
         )
     )
-    async with serve_guarded(app, lifespan="on", request_timeout_s=2.0) as (port, _):
+    async with serve_guarded(
+        app, lifespan="on", request_timeout_s=2.0, send_buffer=send_buffer
+    ) as (port, _):
         spy = None
         if app.state.hit_lane is not None:
             # Over Redis, repeats come from the near-cache only once the store's pub/sub
@@ -406,3 +411,34 @@ async def test_a_ping_held_when_shutdown_begins_is_answered_with_connection_clos
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert b"x-shield: hit" in answer
     assert b"connection: close\r\n" in answer
+
+
+async def test_a_client_that_stops_reading_stops_being_answered(redis_server: RedisServer) -> None:
+    """Pipelined hits from a client that reads nothing: once the answers back up (the
+    transport pauses writing), the lane answers no more and parsing stops behind the
+    ASGI way's pipeline limit, until the send timeout drops the client."""
+    del redis_server
+    async with (
+        scripted_upstream(lambda _: Reply(body=reservation())) as upstream,
+        gateway(upstream.url, True, send_buffer=4096) as (port, spy),
+    ):
+        await exchange(port, ping())
+        assert spy is not None
+        data = ping() * 60_000
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        sent, loop = 0, asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            while sent < len(data) and loop.time() < deadline:
+                try:
+                    sent += sock.send(data[sent : sent + 65536])
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+        sock.close()
+        answered = spy.answered
+    assert sent < len(data)
+    # What the kernel's buffers and the transport's high-water mark hold, not 60,000.
+    assert answered < 5_000
