@@ -18,6 +18,7 @@ copies lapse (and cost a Redis round trip) would depend on how fast valgrind run
 
     uv run python loadtests/instructions.py [--trees DIR,DIR] [--paths hit,forward]
                                             [--logs on|off] [--pings 500]
+                                            [--hit-lane on|off|both]
 
 ``--trees`` takes other checkouts of the project (each with its own ``.venv``, made by
 ``uv sync``), so a before and an after are counted in the same run. Needs valgrind.
@@ -66,6 +67,8 @@ def child(path: str, pings: int, offset: int, logs: str) -> None:
         "GATEWAY_RTB_TIMEOUT_MS": "20000",
     }
     fields = set(getattr(Settings, "__struct_fields__", ()))
+    if "hit_lane" in fields:
+        env["GATEWAY_HIT_LANE"] = os.environ.get("IR_HIT_LANE", "on")
     if "redis_timeout_ms" in fields:
         env["GATEWAY_REDIS_TIMEOUT_MS"] = "5000"
     settings = Settings.from_env(env)
@@ -75,6 +78,9 @@ def child(path: str, pings: int, offset: int, logs: str) -> None:
         # and how many lapse would depend on how fast valgrind happens to run.
         settings = msgspec.structs.replace(settings, shield_near_cache_ttl_ms=10**9)
     app = create_app(settings)
+    # Built before start-up, as a server's first request (the lifespan) builds it: the
+    # hit lane is made from the middleware instances in it.
+    app.middleware_stack = app.build_middleware_stack()
 
     async def run() -> None:
         async with app.router.lifespan_context(app) as state:
@@ -139,8 +145,8 @@ def count(tree: Path, path: str, pings: int, offset: int, logs: str, env: dict[s
     return int(found.group(1))
 
 
-def per_ping(tree: Path, path: str, pings: int, logs: str, env: dict[str, str]) -> float:
-    return count(tree, path, pings, 0, logs, env) / pings
+def per_ping(tree: Path, path: str, pings: int, logs: str, env: dict[str, str], lane: str) -> float:
+    return count(tree, path, pings, 0, logs, {**env, "IR_HIT_LANE": lane}) / pings
 
 
 def main() -> int:
@@ -155,6 +161,12 @@ def main() -> int:
     p.add_argument("--paths", default="hit,forward")
     p.add_argument("--logs", choices=("on", "off"), default="off")
     p.add_argument("--pings", type=int, default=500, help="pings counted per tree")
+    p.add_argument(
+        "--hit-lane",
+        choices=("on", "off", "both"),
+        default="on",
+        help="hits answered by the app's hit lane, as the server does (trees that have one)",
+    )
     args = p.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is needed: apt-get install valgrind", file=sys.stderr)
@@ -174,14 +186,20 @@ def main() -> int:
             "IR_REDIS": redis_url,
             "IR_LOG": str(out / "access.log"),
         }
-        jobs = [(tree, path) for path in args.paths.split(",") for tree in trees]
+        lanes = ("on", "off") if args.hit_lane == "both" else (args.hit_lane,)
+        jobs = [
+            (tree, path, lane) for path in args.paths.split(",") for tree in trees for lane in lanes
+        ]
         # Counts do not depend on contention: every job runs at once, one per core.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             results = pool.map(
-                lambda job: per_ping(job[0], job[1], args.pings, args.logs, env), jobs
+                lambda job: per_ping(job[0], job[1], args.pings, args.logs, env, job[2]), jobs
             )
-            for (tree, path), ir in zip(jobs, results, strict=True):
-                print(f"{path:<8} logs {args.logs:<3} {ir:>10,.0f} instructions/ping  {tree}")
+            for (tree, path, lane), ir in zip(jobs, results, strict=True):
+                print(
+                    f"{path:<8} logs {args.logs:<3} lane {lane:<3} {ir:>10,.0f} "
+                    f"instructions/ping  {tree}"
+                )
     return 0
 
 
