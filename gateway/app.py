@@ -233,9 +233,7 @@ def create_app(
             gc.freeze()
             # Shield hits answered from the protocol (gateway/ping/hit_lane.py).
             app.state.hit_lane = (
-                find_lane(app, reserve_route, create, settings.max_body_bytes)
-                if settings.hit_lane
-                else None
+                find_lane(app, settings.max_body_bytes) if settings.hit_lane else None
             )
             drain.ready = True
             log.info("started", extra={"version": __version__})

@@ -189,18 +189,27 @@ class RtbFastLane:
         self.endpoint = route.endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
+        if self.takes(scope):
+            self.routed(scope)
+            await self.endpoint(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def takes(scope: Scope) -> bool:
+        """A ping: ``POST /rtbs.json`` (the hit lane asks the same, gateway/ping/hit_lane.py)."""
+        return (
             scope["type"] == "http"
             and scope["path"] == "/rtbs.json"
             and scope["method"] == "POST"
             and not scope.get("root_path")
-        ):
-            scope["route"] = self.route
-            scope["endpoint"] = self.endpoint
-            scope["path_params"] = {}
-            await self.endpoint(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        )
+
+    def routed(self, scope: Scope) -> None:
+        """What the router would leave in the scope (the metrics' route label comes from it)."""
+        scope["route"] = self.route
+        scope["endpoint"] = self.endpoint
+        scope["path_params"] = {}
 
 
 @dataclass(kw_only=True, eq=False)

@@ -27,14 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.routing import Route
 from starlette.types import Message, Scope
 
 from gateway.observe.middleware import RequestMiddleware
-from gateway.ping.front_door import CreateReservation
+from gateway.ping.front_door import RtbFastLane
 from gateway.protect.shedding import ProtectMiddleware
-
-PATH = "/rtbs.json"
 
 
 class HitLane:
@@ -45,24 +42,23 @@ class HitLane:
         *,
         request: RequestMiddleware,
         protect: ProtectMiddleware,
-        endpoint: CreateReservation,
-        route: Route,
+        pings: RtbFastLane,
         max_body_bytes: int,
     ) -> None:
-        self.endpoint = endpoint
+        self.endpoint = pings.endpoint  # the CreateReservation that answers pings
         self._observe = request.answer_now
         self._admits = protect.admits_now
-        self._answer = endpoint.answer_now
-        self._route = route
-        self._endpoint = route.endpoint
+        self._answer = self.endpoint.answer_now
+        self._takes = pings.takes
+        self._routed = pings.routed
         self.max_body_bytes = max_body_bytes
 
     def wants(self, scope: Scope) -> bool:
         """Whether to hold this request's task back until its body is in and ask the lane.
 
-        Only a ``POST /rtbs.json`` whose ``Content-Length`` is within the body limit:
+        Only a ping (``POST /rtbs.json``) whose ``Content-Length`` is within the body limit:
         anything larger, chunked or unannounced is read by the app as it streams in."""
-        if scope["method"] != "POST" or scope["path"] != PATH or scope["root_path"]:
+        if not self._takes(scope):
             return False
         length = None
         for name, value in scope["headers"]:
@@ -77,17 +73,14 @@ class HitLane:
     def __call__(self, scope: Scope, body: bytes) -> tuple[Message, bytes] | None:
         if not self._admits(scope):
             return None
-        # What the router (RtbFastLane) leaves in the scope: the route label comes from it.
-        scope["route"] = self._route
-        scope["endpoint"] = self._endpoint
-        scope["path_params"] = {}
+        self._routed(scope)
         return self._observe(scope, body, self._answer)
 
 
-def find_lane(app: Any, route: Route, endpoint: CreateReservation, max_body_bytes: int) -> Any:
+def find_lane(app: Any, max_body_bytes: int) -> HitLane | None:
     """The lane for a started app, from the middleware instances Starlette built; None
     when the stack is not the gateway's (a test's own middleware, for one)."""
-    request = protect = None
+    request = protect = pings = None
     layer = getattr(app, "middleware_stack", None)
     for _ in range(16):
         if layer is None:
@@ -96,13 +89,14 @@ def find_lane(app: Any, route: Route, endpoint: CreateReservation, max_body_byte
             request = layer
         elif isinstance(layer, ProtectMiddleware):
             protect = layer
+        elif isinstance(layer, RtbFastLane):
+            pings = layer
         layer = getattr(layer, "app", None)
-    if request is None or protect is None or not hasattr(endpoint.shield, "answer_now"):
+    if (
+        request is None
+        or protect is None
+        or pings is None
+        or not hasattr(pings.endpoint.shield, "answer_now")
+    ):
         return None
-    return HitLane(
-        request=request,
-        protect=protect,
-        endpoint=endpoint,
-        route=route,
-        max_body_bytes=max_body_bytes,
-    )
+    return HitLane(request=request, protect=protect, pings=pings, max_body_bytes=max_body_bytes)
