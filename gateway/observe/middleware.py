@@ -156,10 +156,10 @@ class RequestMiddleware:
         id, ``X-Request-ID`` and ``X-Outcome`` headers in the same order, metrics,
         ``/stats``, access line and ledger event as an answer sent through ``send``."""
         started = time.perf_counter()
-        incoming = _incoming_request_id(scope)
         start = answer(scope, body)  # nothing on a hit's way logs or times an upstream
         if start is None:
-            return None
+            return None  # a miss: the ASGI way reads the request id, not this
+        incoming = _incoming_request_id(scope)
         request_id = incoming or self._ids.next()
         scope["request_id"] = request_id
         start["headers"].append((b"x-request-id", request_id.encode("ascii")))
