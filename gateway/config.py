@@ -566,13 +566,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             description="share of 2xx access lines kept (sampling); 4xx and 5xx are always logged",
         ),
     ] = 1.0
-    hit_lane: Annotated[
-        bool,
-        Meta(
-            description="answer shield hits held in memory from the HTTP protocol, without "
-            "the ASGI stack (same answer, metrics, logs and ledger event; off: the ASGI way)"
-        ),
-    ] = True
     access_log_buffer_bytes: Annotated[
         int,
         Meta(
@@ -582,6 +575,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "dropped and counted",
         ),
     ] = 1024 * 1024
+    hit_lane: Annotated[
+        bool,
+        Meta(
+            description="answer shield hits held in memory from the HTTP protocol, without "
+            "the ASGI stack (same answer, metrics, logs and ledger event; off: the ASGI way)"
+        ),
+    ] = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
